@@ -1,0 +1,95 @@
+"""maxsdk: a blocking, thread-based client for Phoenix Channels and other WebSocket protocols.
+
+Quick start::
+
+    import maxsdk
+
+    with maxsdk.Client("ws://localhost:4000/socket", params={"token": "..."}) as client:
+        room = client.join("room:lobby")
+        room.on("new_msg", lambda payload: print(payload))
+        print(room.push("new_msg", {"body": "hello"}).response)
+
+The public surface is what this module exports; everything under
+``maxsdk._runtime`` is private.
+"""
+
+import logging
+
+from maxsdk import signals
+from maxsdk._version import __version__
+from maxsdk.channel import Channel
+from maxsdk.client import Client
+from maxsdk.errors import (
+    AuthenticationError,
+    CapacityError,
+    ChannelClosedError,
+    ChannelError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectFailedError,
+    ConnectionLostError,
+    ConnectTimeoutError,
+    HandshakeError,
+    JoinError,
+    JoinTimeoutError,
+    LocalProtocolError,
+    MaxsdkError,
+    MaxsdkTimeoutError,
+    MessageTooLargeError,
+    ProtocolError,
+    RemoteProtocolError,
+    ReplyError,
+    ReplyLostError,
+    ReplyTimeoutError,
+    TLSVerificationError,
+    TransportError,
+    WrongThreadError,
+)
+from maxsdk.models import ModelError
+from maxsdk.protocol.backoff import Backoff
+from maxsdk.protocol.phoenix.channel import ChannelState
+from maxsdk.protocol.phoenix.message import Message
+from maxsdk.reply import PendingReply, Reply
+from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
+
+logging.getLogger("maxsdk").addHandler(logging.NullHandler())
+
+__all__ = [
+    "AuthenticationError",
+    "Backoff",
+    "CapacityError",
+    "Channel",
+    "ChannelClosedError",
+    "ChannelError",
+    "ChannelSnapshot",
+    "ChannelState",
+    "Client",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConnectFailedError",
+    "ConnectTimeoutError",
+    "ConnectionLostError",
+    "ConnectionState",
+    "Diagnostics",
+    "HandshakeError",
+    "JoinError",
+    "JoinTimeoutError",
+    "LocalProtocolError",
+    "MaxsdkError",
+    "MaxsdkTimeoutError",
+    "Message",
+    "MessageTooLargeError",
+    "ModelError",
+    "PendingReply",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyError",
+    "ReplyLostError",
+    "ReplyTimeoutError",
+    "TLSVerificationError",
+    "TransportError",
+    "WrongThreadError",
+    "__version__",
+    "signals",
+]

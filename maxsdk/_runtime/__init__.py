@@ -1,0 +1,1 @@
+"""Private runtime: owns every thread, lock and socket of a client."""

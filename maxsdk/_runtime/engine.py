@@ -1,0 +1,816 @@
+"""The threaded runtime around the Phoenix protocol core.
+
+Threads (per client, all started by :meth:`Engine.start`, all joined by
+:meth:`Engine.close`):
+
+* **reader** (``maxsdk-reader-N``): owns the connection loop — connect,
+  read frames until the connection ends, decide whether and when to
+  reconnect (waiting on an abortable event). It survives reconnects.
+* **timer** (``maxsdk-timer-N``): acts on the core's deadlines (heartbeats,
+  push timeouts, rejoins).
+* **dispatcher** (``maxsdk-dispatch-N``): runs user handlers and signal
+  receivers in arrival order (see :mod:`maxsdk._runtime.dispatcher`).
+
+Locking: one lock (``_lock``) serializes every call into the protocol core.
+Frames the core produces are queued under that lock (so their order is the
+core's order) and written after it is released, under ``_send_lock``.
+Completions (waking blocked callers) happen after the lock is released; user
+code never runs under either lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from urllib.parse import urlsplit
+
+from maxsdk import signals
+from maxsdk._runtime.dispatcher import Dispatcher
+from maxsdk._runtime.timer import Timer
+from maxsdk._runtime.transport import (
+    BINARY,
+    TEXT,
+    ConnectionLostError,
+    Transport,
+    TransportOptions,
+    open_websocket,
+)
+from maxsdk.config import ClientConfig, make_ssl_context
+from maxsdk.endpoint import build_socket_url, redact_url
+from maxsdk.errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectFailedError,
+    ConnectTimeoutError,
+    HandshakeError,
+    MaxsdkError,
+    MessageTooLargeError,
+    RemoteProtocolError,
+    TLSVerificationError,
+    WrongThreadError,
+)
+from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
+from maxsdk.protocol.phoenix.events import (
+    ChannelMessage,
+    ChannelStateChanged,
+    Completion,
+    HeartbeatReplied,
+    ProtocolErrorReceived,
+    RawMessage,
+)
+from maxsdk.protocol.phoenix.serializer import serializer_for
+from maxsdk.protocol.phoenix.session import PhoenixSession, SessionConfig
+from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
+
+if TYPE_CHECKING:
+    from maxsdk.reply import PendingReply
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("maxsdk.client")
+frame_log = logging.getLogger("maxsdk.frames")
+
+_ids = itertools.count(1)
+_monotonic = time.monotonic
+
+
+class _Notice(NamedTuple):
+    """A connection-level event for the dispatcher (never dropped)."""
+
+    signal: Any
+    kwargs: dict[str, Any]
+
+
+class _Callback(NamedTuple):
+    fn: Callable[[Any], None]
+    arg: Any
+
+
+def _droppable(item: Any) -> bool:
+    return type(item) is ChannelMessage or type(item) is RawMessage
+
+
+class Engine:
+    """Runs one client: threads, connection loop, and calls into the protocol core.
+
+    Args:
+        config: validated client settings.
+        owner: the public client (the sender of every signal).
+        transport_factory: opens a transport (tests and the long-poll
+            transport plug in here).
+
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        owner: Any,
+        *,
+        transport_factory: Callable[[str, TransportOptions, str], Transport] | None = None,
+    ) -> None:
+        self.config = config
+        self.owner = owner
+        self.id = next(_ids)
+        self.name = config.name or f"maxsdk-{self.id}"
+        self.serializer = serializer_for(config.vsn)
+        self.redacted_url = redact_url(config.url)
+        self._open_transport = transport_factory or (
+            lambda url, options, redacted: open_websocket(url, options, redacted_url=redacted)
+        )
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._state_cond = threading.Condition(threading.Lock())
+        self._state = ConnectionState.CLOSED
+        self._transport: Transport | None = None
+        self._stop = threading.Event()
+        self._loop_active = False
+        self._helpers_running = False
+        self._closing = False
+        self._fatal: BaseException | None = None
+        self._last_error: BaseException | None = None
+        self._ever_connected = False
+        self._connected_since_start = False
+        self._reader_thread: threading.Thread | None = None
+        self._internal_idents: frozenset[int] = frozenset()
+        self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
+        self.reconnects = 0
+        self.connect_failures = 0
+        self._session = self._new_session()
+        self._dispatcher: Dispatcher | None = None
+        self._timer: Timer | None = None
+        if not config.verify_tls:
+            log.warning("%s: TLS certificate verification is DISABLED for %s", self.name, self.redacted_url)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current connection state."""
+        return self._state
+
+    def _new_session(self) -> PhoenixSession:
+        config = self.config
+        session_config = SessionConfig(
+            heartbeat_interval=config.heartbeat_interval,
+            heartbeat_timeout=config.heartbeat_timeout,
+            rejoin=config.rejoin,
+            max_pending=config.max_pending,
+        )
+        kwargs: dict[str, Any] = {"emit": self._submit}
+        if config.rng is not None:
+            kwargs["rng"] = config.rng
+        return PhoenixSession(self.serializer, session_config, **kwargs)
+
+    def _submit(self, item: Any) -> None:
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            dispatcher.submit(item)
+
+    def start(self) -> None:
+        """Start the helper threads (once) and the connection loop (if not active)."""
+        with self._state_cond:
+            if self._closing:
+                raise ClientClosedError("the client is closing")
+            if self._loop_active:
+                return
+            if not self._helpers_running:
+                self._start_helpers()
+            self._loop_active = True
+            self._stop.clear()
+            self._fatal = None
+            self._connected_since_start = False
+            old, self._state = self._state, ConnectionState.CONNECTING
+            reader = threading.Thread(target=self._connection_loop, name=f"{self.name}-reader", daemon=True)
+            self._reader_thread = reader
+            reader.start()
+            timer = self._timer
+            assert timer is not None
+            self._internal_idents = frozenset(t.ident for t in (reader, timer.thread) if t.ident is not None)
+        self._notify(
+            signals.state_changed, old=old, new=ConnectionState.CONNECTING, reason=f"connecting to {self.redacted_url}"
+        )
+
+    def _start_helpers(self) -> None:
+        self._dispatcher = Dispatcher(
+            self._dispatch,
+            maxsize=self.config.dispatch_queue_size,
+            overflow=self.config.overflow,  # type: ignore[arg-type]
+            droppable=_droppable,
+            name=f"{self.name}-dispatch",
+        )
+        self._timer = Timer(self._tick, name=f"{self.name}-timer")
+        self._dispatcher.start()
+        self._timer.start()
+        self._helpers_running = True
+
+    def wait_connected(self, timeout: float) -> None:
+        """Block until connected; raise on a fatal failure or after ``timeout``.
+
+        On timeout the connection loop is stopped, so nothing keeps retrying
+        behind the caller's back.
+        """
+        self.check_blocking_allowed()
+        deadline = _monotonic() + timeout
+        with self._state_cond:
+            while self._state is not ConnectionState.CONNECTED:
+                if self._fatal is not None:
+                    raise self._fatal
+                if not self._loop_active:
+                    if self._closing or not self._helpers_running:
+                        raise ClientClosedError("the client was closed while connecting")
+                    raise ClientClosedError("the client stopped connecting") from self._last_error
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    break
+                self._state_cond.wait(remaining)
+            else:
+                return
+            last = self._last_error
+        self.disconnect()
+        message = f"could not connect to {self.redacted_url} within {timeout:g} s"
+        if last is not None:
+            message += f" (last error: {last})"
+        raise ConnectTimeoutError(message) from last
+
+    def disconnect(self, timeout: float | None = None) -> None:
+        """Close the connection and stop reconnecting; channels stay registered.
+
+        A later :meth:`start` reconnects and rejoins them (reference checklist 31).
+        """
+        timeout = self.config.close_timeout if timeout is None else timeout
+        self._stop_loop(_monotonic() + timeout)
+        with self._state_cond:
+            stopped = not self._loop_active and self._state is not ConnectionState.CLOSED
+        if stopped:
+            self._set_state(ConnectionState.DISCONNECTED, "disconnected by the client")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Leave channels, close the connection, stop and join every thread."""
+        timeout = self.config.close_timeout if timeout is None else timeout
+        deadline = _monotonic() + timeout
+        with self._state_cond:
+            if self._closing:
+                return
+            self._closing = True
+            connected = self._state is ConnectionState.CONNECTED
+        try:
+            if self._helpers_running or self._loop_active:
+                self._set_state(ConnectionState.CLOSING, "closing")
+            if connected:
+                self._leave_all(deadline)
+            self._stop_loop(deadline)
+            self._end_session(ConnectionState.CLOSED, "closed by the client")
+            self._join_threads(deadline)
+        finally:
+            with self._state_cond:
+                self._closing = False
+
+    def _stop_loop(self, deadline: float) -> None:
+        """Stop the connection loop: close the socket cleanly, then join the reader."""
+        self._stop.set()
+        with self._send_lock:
+            transport = self._transport
+        if transport is not None:
+            transport.close(1000, "client closing")
+        reader = self._reader_thread
+        if reader is not None and reader is not threading.current_thread() and reader.is_alive():
+            reader.join(max(0.05, min(1.0, deadline - _monotonic())))
+            if reader.is_alive():
+                with self._send_lock:
+                    transport = self._transport
+                if transport is not None:
+                    transport.abort()
+                reader.join(max(0.5, deadline - _monotonic()))
+        with self._state_cond:
+            self._loop_active = False
+            self._state_cond.notify_all()
+
+    def _end_session(self, state: ConnectionState, reason: str) -> None:
+        """Fail every wait, close every channel, move to ``state`` and stop the helpers."""
+        with self._lock:
+            self._session.shutdown()
+            completions, _ = self._session.take_output()
+        self._complete(completions)
+        self._set_state(state, reason)
+        with self._state_cond:
+            self._helpers_running = False
+            self._state_cond.notify_all()
+        if self._timer is not None:
+            self._timer.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+
+    def _join_threads(self, deadline: float) -> None:
+        current = threading.current_thread()
+        for thread in self._all_threads():
+            if thread is not current and thread.is_alive():
+                thread.join(max(0.5, deadline - _monotonic()))
+        alive = [t.name for t in self._all_threads() if t.is_alive() and t is not current]
+        if alive:
+            log.warning("%s: threads still running after close: %s", self.name, ", ".join(alive))
+
+    def _all_threads(self) -> list[threading.Thread]:
+        threads = [self._reader_thread] if self._reader_thread is not None else []
+        if self._timer is not None:
+            threads.append(self._timer.thread)
+        if self._dispatcher is not None:
+            threads.append(self._dispatcher.thread)
+        return threads
+
+    def _leave_all(self, deadline: float) -> None:
+        from maxsdk.reply import PendingReply
+
+        waiters = []
+        with self._lock:
+            for core in self._session.channels():
+                if core.state in (ChannelState.JOINED, ChannelState.JOINING, ChannelState.ERRORED):
+                    waiter = PendingReply(None, core.topic, "phx_leave", 1.0)
+                    self._session.leave(core, _monotonic(), max(0.1, min(1.0, deadline - _monotonic())), waiter)
+                    waiters.append(waiter)
+            completions, _ = self._session.take_output()
+        self._complete(completions)
+        self._flush()
+        for waiter in waiters:
+            waiter._event.wait(max(0.0, min(1.0, deadline - _monotonic())))
+
+    def _set_state(self, new: ConnectionState, reason: str) -> ConnectionState:
+        with self._state_cond:
+            old = self._state
+            self._state = new
+            self._state_cond.notify_all()
+        if old is not new:
+            log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
+            self._notify(signals.state_changed, old=old, new=new, reason=reason)
+        return old
+
+    def _notify(self, signal: Any, **kwargs: Any) -> None:
+        """Queue a connection-level signal for the dispatcher, in order with channel events."""
+        with self._lock:
+            self._submit(_Notice(signal, kwargs))
+
+    def check_blocking_allowed(self) -> None:
+        """Raise :class:`WrongThreadError` on the reader or timer thread (blocking there deadlocks)."""
+        if threading.get_ident() in self._internal_idents:
+            raise WrongThreadError("blocking maxsdk calls cannot be made from the client's reader or timer thread")
+
+    def call_soon(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` on the dispatcher thread."""
+        with self._lock:
+            self._submit(_Callback(fn, arg))
+
+    # -- calls into the core --------------------------------------------------------------
+
+    def run(self, operation: Callable[[PhoenixSession, float], Any]) -> Any:
+        """Run ``operation(session, now)`` under the lock, then act on its output."""
+        with self._lock:
+            result = operation(self._session, _monotonic())
+            session = self._session
+            if session.completions or session.rejoins_due:
+                completions, rejoins = session.take_output()
+            else:
+                completions = rejoins = None
+            following = session.next_deadline()
+        if completions:
+            self._complete(completions)
+        if rejoins:
+            self._rejoin(rejoins)
+        if self._session.outgoing:
+            self._flush()
+        timer = self._timer
+        if timer is not None and following is not None and following < timer.target:
+            timer.poke()
+        return result
+
+    def push(self, core: ChannelCore, event: str, payload: str | bytes, timeout: float, waiter: PendingReply) -> str:
+        """Push on a channel (the hot path of :meth:`Channel.push`)."""
+        session = self._session
+        with self._lock:
+            ref = session.push(core, event, payload, _monotonic(), timeout, waiter)
+            following = session.next_deadline()
+        if session.outgoing:
+            self._flush()
+        timer = self._timer
+        if timer is not None and following is not None and following < timer.target:
+            timer.poke()
+        return ref
+
+    def _complete(self, completions: list[Completion]) -> None:
+        for waiter, outcome in completions:
+            if waiter is None:
+                continue
+            for callback in waiter._complete(outcome):
+                self.call_soon(callback, waiter)
+
+    def _rejoin(self, cores: list[ChannelCore]) -> None:
+        """Evaluate each channel's join params (user code: outside the lock), then rejoin."""
+        for core in cores:
+            channel = core.owner
+            try:
+                payload = self.serializer.encode_payload(channel._join_params())
+            except Exception as exc:  # noqa: BLE001 - a user params callable failed
+                log.error("%s: cannot build join params for %r: %s", self.name, core.topic, exc)
+                self._notify(signals.handler_failed, handler=channel.params, error=exc, context="join params")
+                self.run(lambda session, now, core=core: session.rejoin_not_sent(core, now))
+                continue
+            self.run(lambda session, now, core=core, payload=payload: session.send_rejoin(core, payload, now))
+
+    def _flush(self) -> None:
+        """Write queued frames in order (one writer at a time)."""
+        outgoing = self._session.outgoing
+        debug = frame_log.isEnabledFor(logging.DEBUG)
+        with self._send_lock:
+            transport = self._transport
+            while outgoing:
+                try:
+                    frame = outgoing.popleft()
+                except IndexError:
+                    break
+                if transport is None:
+                    continue
+                if debug:
+                    frame_log.debug("%s >> %s", self.name, _excerpt(frame))
+                try:
+                    self.bytes_out += transport.send(frame)
+                except ConnectionLostError as exc:
+                    log.info("%s: send failed (%s); dropping the connection", self.name, exc)
+                    transport.abort()
+                    outgoing.clear()
+                    return
+                self.frames_out += 1
+
+    # -- timer ---------------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> float | None:
+        try:
+            session = self._session
+            with self._lock:
+                dispatcher = self._dispatcher
+                session.heartbeat_timeout_suspended = dispatcher is not None and dispatcher.reader_blocked
+                session.on_deadline(now)
+                completions, rejoins = session.take_output()
+                close_request = session.close_request
+                following = session.next_deadline()
+            if completions:
+                self._complete(completions)
+            if rejoins:
+                self._rejoin(rejoins)
+            if session.outgoing:
+                self._flush()
+            if close_request is not None:
+                self._drop_connection(close_request)
+            with self._lock:
+                return session.next_deadline() if rejoins else following
+        except Exception:
+            log.exception("%s: internal error in the timer thread", self.name)
+            return now + 1.0
+
+    def _drop_connection(self, reason: str) -> None:
+        with self._send_lock:
+            transport = self._transport
+        if transport is not None:
+            log.warning("%s: %s; dropping the connection to %s", self.name, reason.replace("_", " "), self.redacted_url)
+            transport.close(1000, reason.replace("_", " "))
+            transport.abort()
+
+    # -- the connection loop (reader thread) -------------------------------------------------------
+
+    def _connection_loop(self) -> None:
+        outcome = "stopped"
+        try:
+            outcome = self._connection_loop_inner()
+        except Exception as exc:
+            log.exception("%s: internal error in the reader thread", self.name)
+            with self._state_cond:
+                self._fatal = self._fatal or exc
+            outcome = "gave_up"
+        finally:
+            with self._send_lock:
+                self._transport = None
+            with self._state_cond:
+                self._loop_active = False
+                self._state_cond.notify_all()
+        if self._stop.is_set():
+            return  # disconnect() or close() is in charge of what follows
+        if outcome == "gave_up":
+            self._end_session(ConnectionState.CLOSED, "gave up connecting")
+        else:
+            self._set_state(ConnectionState.DISCONNECTED, "server closed the connection normally")
+
+    def _connection_loop_inner(self) -> str:
+        """Connect, serve, reconnect; return ``"gave_up"`` or ``"stopped"``."""
+        attempt = 0
+        renewed = False
+        backoff = self.config.reconnect
+        while not self._stop.is_set():
+            try:
+                transport = self._open()
+            except MaxsdkError as exc:
+                self._last_error = exc
+                self.connect_failures += 1
+                fatal = self._is_fatal(exc)
+                if fatal and isinstance(exc, AuthenticationError) and not renewed and self._has_dynamic_credentials():
+                    renewed, fatal = True, False  # one retry with freshly evaluated credentials
+                if fatal:
+                    self._give_up(exc, attempt, f"connection refused for good: {exc}")
+                    return "gave_up"
+                attempt += 1
+                delay = backoff.delay(attempt, self.config.rng or _default_rng)
+                if delay is None:
+                    self._give_up(exc, attempt - 1, f"gave up after {attempt - 1} reconnect attempts: {exc}")
+                    return "gave_up"
+                self._wait_before_retry(attempt, delay, exc, f"after {exc}")
+                continue
+            attempt, renewed = 0, False
+            code, reason = self._serve(transport)
+            if self._stop.is_set():
+                return "stopped"
+            if code == 1000 and reason != "heartbeat_timeout" and not self.config.reconnect_on_normal_close:
+                log.info("%s: server closed the connection normally (1000); not reconnecting", self.name)
+                return "stopped"
+            attempt = 1
+            delay = backoff.delay(attempt, self.config.rng or _default_rng)
+            if delay is None:
+                self._give_up(None, 0, "reconnect disabled")
+                return "gave_up"
+            self._wait_before_retry(attempt, delay, None, f"after close {code}" + (f" ({reason})" if reason else ""))
+        return "stopped"
+
+    def _wait_before_retry(self, attempt: int, delay: float, error: BaseException | None, why: str) -> None:
+        reason = f"reconnecting in {delay:.2f} s {why} (attempt {attempt})"
+        self._set_state(ConnectionState.RECONNECTING, reason)
+        self._notify(signals.reconnecting, attempt=attempt, delay=delay, error=error, reason=reason)
+        if not self._stop.wait(delay):
+            self._set_state(ConnectionState.CONNECTING, f"attempt {attempt}")
+
+    def _give_up(self, error: BaseException | None, attempts: int, reason: str) -> None:
+        with self._state_cond:
+            if error is not None and not self._connected_since_start:
+                self._fatal = error
+        log.error("%s: %s", self.name, reason)
+        self._notify(signals.reconnect_failed, error=error, attempts=attempts, reason=reason)
+
+    def _is_fatal(self, error: BaseException) -> bool:
+        if isinstance(error, HandshakeError):
+            return error.status in self.config.fatal_statuses
+        return isinstance(error, (TLSVerificationError, ConfigurationError))
+
+    def _has_dynamic_credentials(self) -> bool:
+        config = self.config
+        return callable(config.params) or callable(config.auth_token) or callable(config.headers)
+
+    def _open(self) -> Transport:
+        """Build the URL and options (evaluating params/token callables) and connect."""
+        config = self.config
+        try:
+            params = config.params() if callable(config.params) else config.params
+            headers = config.headers() if callable(config.headers) else config.headers
+            token = config.auth_token() if callable(config.auth_token) else config.auth_token
+            url = build_socket_url(config.url, params, config.vsn)
+        except MaxsdkError:
+            raise
+        except Exception as exc:
+            raise ConnectFailedError(f"cannot build the connection parameters: {exc!r}", url=self.redacted_url) from exc
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError("headers callable must return a mapping")
+        subprotocols: tuple[str, ...] = ()
+        if token:
+            # Phoenix >= 1.8 authToken (reference §1.4): standard base64 without padding.
+            encoded = base64.b64encode(token.encode()).decode().rstrip("=")
+            subprotocols = ("phoenix", f"base64url.bearer.phx.{encoded}")
+        options = TransportOptions(
+            headers=tuple((str(k), str(v)) for k, v in (headers or {}).items()),
+            subprotocols=subprotocols,
+            origin=config.origin,
+            connect_timeout=config.connect_timeout,
+            ssl_context=make_ssl_context(config) if url.startswith("wss:") else None,
+            max_message_size=config.max_message_size,
+            proxy=_proxy_tuple(config.proxy),
+        )
+        redacted = redact_url(url)
+        log.debug("%s: connecting to %s", self.name, redacted)
+        return self._open_transport(url, options, redacted)
+
+    def _serve(self, transport: Transport) -> tuple[int | None, str]:
+        """Run one open connection to its end; return ``(close code, reason)``."""
+        now = _monotonic()
+        with self._send_lock:
+            self._transport = transport
+        reconnect = self._ever_connected
+        if reconnect:
+            self.reconnects += 1
+        self._ever_connected = True
+        self._connected_since_start = True
+        with self._lock:
+            self._session.connection_opened(now)
+            self._submit(_Notice(signals.connected, {"url": self.redacted_url, "reconnect": reconnect}))
+            completions, rejoins = self._session.take_output()
+        self._set_state(ConnectionState.CONNECTED, f"connected to {self.redacted_url}")
+        log.info("%s: connected to %s", self.name, self.redacted_url)
+        self._complete(completions)
+        if rejoins:
+            self._rejoin(rejoins)
+        self._flush()
+        if self._timer is not None:
+            self._timer.poke()
+        code, reason = self._read_loop(transport)
+        with self._send_lock:
+            self._transport = None
+        transport.abort()
+        with self._lock:
+            closing_reason = self._session.close_request or reason
+            self._session.connection_closed(_monotonic(), "connection_closed")
+            completions, _ = self._session.take_output()
+            will_reconnect = not self._stop.is_set() and (
+                code != 1000 or closing_reason == "heartbeat_timeout" or self.config.reconnect_on_normal_close
+            )
+            self._submit(
+                _Notice(
+                    signals.disconnected, {"code": code, "reason": closing_reason, "will_reconnect": will_reconnect}
+                )
+            )
+        self._complete(completions)
+        log.info("%s: disconnected (code %s, %s)", self.name, code, closing_reason or "no reason")
+        return code, closing_reason
+
+    def _read_loop(self, transport: Transport) -> tuple[int | None, str]:
+        """Read and route frames until the connection ends."""
+        recv = transport.recv
+        session = self._session
+        receive = session.receive
+        decode_text = self.serializer.decode_text
+        decode_binary = self.serializer.decode_binary
+        lock = self._lock
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
+        raw_receivers = signals.message_received.receivers
+        debug = frame_log.isEnabledFor(logging.DEBUG)
+        while True:
+            try:
+                kind, data = recv()
+            except MessageTooLargeError as exc:
+                log.warning("%s: %s; frame dropped", self.name, exc)
+                with lock:
+                    session.protocol_error(exc)
+                continue
+            except ConnectionLostError as exc:
+                return exc.code, exc.reason or str(exc)
+            self.frames_in += 1
+            if kind != TEXT and kind != BINARY:
+                code, reason = data
+                return code, reason
+            self.bytes_in += len(data)
+            if debug:
+                frame_log.debug("%s << %s", self.name, _excerpt(data))
+            try:
+                message = decode_text(data) if kind == TEXT else decode_binary(data)
+            except RemoteProtocolError as exc:
+                log.warning("%s: dropped a malformed frame: %s", self.name, exc)
+                with lock:
+                    session.protocol_error(exc)
+                continue
+            now = _monotonic()
+            with lock:
+                session.emit_raw = bool(raw_receivers)
+                receive(message, now)
+                if session.completions or session.rejoins_due:
+                    completions, rejoins = session.take_output()
+                    following = session.next_deadline()
+                else:
+                    completions = rejoins = None
+            if completions:
+                self._complete(completions)
+                timer = self._timer
+                if timer is not None and following is not None and following < timer.target:
+                    timer.poke()
+            if rejoins:
+                self._rejoin(rejoins)
+            if session.outgoing:
+                self._flush()
+            if dispatcher.reader_blocked or len(dispatcher._queue) >= dispatcher._maxsize:
+                dispatcher.wait_for_room(self._stop)
+
+    # -- dispatcher ----------------------------------------------------------------------------------
+
+    def _dispatch(self, item: Any) -> None:
+        """Run on the dispatcher thread for every queued event."""
+        kind = type(item)
+        if kind is ChannelMessage:
+            item.owner._deliver(item.message)
+        elif kind is ChannelStateChanged:
+            self._channel_state_changed(item)
+        elif kind is _Notice:
+            self.send_signal(item.signal, **item.kwargs)
+        elif kind is RawMessage:
+            self.send_signal(signals.message_received, message=item.message)
+        elif kind is HeartbeatReplied:
+            self.send_signal(signals.heartbeat, rtt=item.rtt)
+        elif kind is ProtocolErrorReceived:
+            self.send_signal(signals.protocol_error, error=item.error)
+        elif kind is _Callback:
+            self.guarded(item.fn, (item.arg,), "done callback")
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher.dropped_unreported:
+            count, dispatcher.dropped_unreported = dispatcher.dropped_unreported, 0
+            log.warning("%s: dispatch queue full: %d message(s) dropped (%s)", self.name, count, self.config.overflow)
+            self.send_signal(signals.messages_dropped, count=count, total=dispatcher.dropped_total)
+
+    def _channel_state_changed(self, change: ChannelStateChanged) -> None:
+        channel = change.owner
+        channel._state_changed(change)
+        new = change.new
+        if new is ChannelState.JOINED:
+            self.send_signal(
+                signals.channel_joined, channel=channel, response=change.response, rejoined=change.reason == "rejoined"
+            )
+        elif new is ChannelState.ERRORED:
+            self.send_signal(signals.channel_errored, channel=channel, reason=change.reason, response=change.response)
+            if change.reason in ("rejoin_refused", "timeout"):
+                self.send_signal(
+                    signals.channel_rejoin_failed, channel=channel, reason=change.reason, response=change.response
+                )
+        elif new is ChannelState.CLOSED:
+            self.send_signal(signals.channel_closed, channel=channel, reason=change.reason, response=change.response)
+
+    def send_signal(self, signal: Any, **kwargs: Any) -> None:
+        """Call each receiver of ``signal`` for this client, isolating failures."""
+        if not signal.receivers:
+            return
+        for receiver in list(signal.receivers_for(self.owner)):
+            self.guarded(receiver, (self.owner,), signal.name, kwargs)
+
+    def guarded(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], context: str, kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Call user code; report (never propagate) its exceptions."""
+        try:
+            fn(*args, **(kwargs or {}))
+        except Exception as exc:
+            log.exception("%s: handler %r failed while handling %s", self.name, fn, context)
+            if context != signals.handler_failed.name:
+                self.send_signal(signals.handler_failed, handler=fn, error=exc, context=context)
+
+    # -- diagnostics -------------------------------------------------------------------------------------
+
+    def diagnostics(self) -> Diagnostics:
+        """A snapshot of the connection (see :class:`Diagnostics`)."""
+        with self._lock:
+            session = self._session
+            channels = tuple(ChannelSnapshot(c.topic, str(c.state), c.join_ref) for c in session.channels())
+            rtt = session.last_heartbeat_rtt
+            counters = dict(session.counters)
+            pending = session.pending_count
+        dispatcher = self._dispatcher
+        return Diagnostics(
+            url=self.redacted_url,
+            state=self._state,
+            channels=channels,
+            last_heartbeat_rtt=rtt,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            protocol_errors=counters["protocol_errors"],
+            reconnects=self.reconnects,
+            connect_failures=self.connect_failures,
+            pending_pushes=pending,
+            dispatch_queue_depth=dispatcher.depth if dispatcher else 0,
+            messages_dropped=dispatcher.dropped_total if dispatcher else 0,
+            stale_dropped=counters["stale_dropped"],
+            last_error=str(self._last_error) if self._last_error else None,
+        )
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The threads this engine started (alive or not)."""
+        return self._all_threads()
+
+
+def _default_rng() -> float:
+    import random
+
+    return random.random()
+
+
+def _proxy_tuple(proxy: str | None) -> tuple[str, int, tuple[str, str] | None] | None:
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    auth = (parts.username or "", parts.password or "") if parts.username else None
+    return (parts.hostname or "", parts.port or 8080, auth)
+
+
+def _excerpt(frame: str | bytes, limit: int = 200) -> str:
+    text = (
+        frame
+        if isinstance(frame, str)
+        else frame.decode("utf-8", "replace")
+        if frame[:1] == b"["
+        else repr(frame[:limit])
+    )
+    return text if len(text) <= limit else text[:limit] + f"...({len(frame)} bytes)"

@@ -1,0 +1,372 @@
+"""The WebSocket transport: websocket-client for the handshake, TLS and sending;
+a buffered frame reader of our own for receiving.
+
+Why our own reader: websocket-client parses each frame with several small
+Python calls and only checks a frame's size after buffering all of it. Reading
+64 KiB at a time and slicing frames out of one buffer is several times
+cheaper per frame, and it lets us refuse (and skip, without buffering) a frame
+larger than ``max_message_size`` as soon as its header arrives. The handshake
+reads the HTTP response one byte at a time, so no frame bytes are left inside
+websocket-client when we take over the socket.
+
+Every exception of websocket-client, ``ssl`` and ``socket`` is mapped to ours
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import websocket
+
+from maxsdk.errors import (
+    AuthenticationError,
+    ConnectFailedError,
+    ConnectionLostError,
+    HandshakeError,
+    MessageTooLargeError,
+    TLSVerificationError,
+)
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "TEXT",
+    "Transport",
+    "TransportOptions",
+    "WebSocketTransport",
+    "open_websocket",
+]
+
+log = logging.getLogger("maxsdk.transport")
+
+TEXT = 0x1
+BINARY = 0x2
+CLOSE = 0x8
+_CONT, _PING, _PONG = 0x0, 0x9, 0xA
+_READ_SIZE = 65536
+_unpack_16 = struct.Struct("!H").unpack_from
+_unpack_64 = struct.Struct("!Q").unpack_from
+
+
+class Transport(Protocol):
+    """What the engine needs from a connection (WebSocket now, long-poll later)."""
+
+    def recv(self) -> tuple[int, Any]:
+        """Block for the next message: ``(TEXT, bytes)``, ``(BINARY, bytes)`` or
+        ``(CLOSE, (code, reason))``. Raises :class:`ConnectionLostError` or
+        :class:`RemoteProtocolError` (the latter leaves the transport usable).
+        """
+
+    def send(self, frame: str | bytes) -> int:
+        """Send one text (``str``) or binary (``bytes``) message; return bytes written."""
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start a clean close (sends a close frame); never raises."""
+
+    def abort(self) -> None:
+        """Drop the connection at once, waking a blocked :meth:`recv`; never raises."""
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """How to open a WebSocket.
+
+    Attributes:
+        headers: extra HTTP headers for the upgrade request.
+        subprotocols: values for ``Sec-WebSocket-Protocol``.
+        origin: an ``Origin`` header; ``None`` sends none (reference checklist 5).
+        connect_timeout: seconds for TCP connect + TLS + upgrade.
+        ssl_context: the TLS context for ``wss://`` URLs.
+        max_message_size: larger incoming messages are refused; ``None`` = no limit.
+        proxy: ``(host, port, auth)`` of an HTTP proxy, or ``None``.
+
+    """
+
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    origin: str | None = None
+    connect_timeout: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+    max_message_size: int | None = 16 * 1024 * 1024
+    proxy: tuple[str, int, tuple[str, str] | None] | None = None
+
+
+def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) -> WebSocketTransport:
+    """Open a WebSocket to ``url`` and return the transport.
+
+    Raises:
+        AuthenticationError: the upgrade was refused with 401 or 403.
+        HandshakeError: the upgrade was refused with another status.
+        TLSVerificationError: the certificate did not verify.
+        ConnectFailedError: any other failure (refused, DNS, timeout, reset).
+
+    """
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    kwargs: dict[str, Any] = {
+        "timeout": options.connect_timeout,
+        "header": [f"{name}: {value}" for name, value in options.headers],
+        "suppress_origin": options.origin is None,
+    }
+    if options.origin is not None:
+        kwargs["origin"] = options.origin
+    if options.subprotocols:
+        kwargs["subprotocols"] = list(options.subprotocols)
+    if options.proxy is not None:
+        host, port, auth = options.proxy
+        kwargs.update(http_proxy_host=host, http_proxy_port=port, proxy_type="http")
+        if auth is not None:
+            kwargs["http_proxy_auth"] = auth
+    if options.ssl_context is not None:
+        ws.sslopt = {"context": options.ssl_context}  # used for wss:// only
+    try:
+        ws.connect(url, **kwargs)
+    except websocket.WebSocketBadStatusException as exc:
+        _close_quietly(ws)
+        status = int(getattr(exc, "status_code", 0) or 0)
+        body = _body_text(getattr(exc, "resp_body", b""))
+        error_class = AuthenticationError if status in (401, 403) else HandshakeError
+        raise error_class(status, url=redacted_url, body=body) from None
+    except ssl.SSLCertVerificationError as exc:
+        _close_quietly(ws)
+        raise TLSVerificationError(
+            f"TLS certificate verification failed for {redacted_url}: {exc.verify_message}", url=redacted_url
+        ) from None
+    except (OSError, websocket.WebSocketException, ValueError) as exc:
+        _close_quietly(ws)
+        raise ConnectFailedError(f"cannot connect to {redacted_url}: {_describe(exc)}", url=redacted_url) from None
+    sock = ws.sock
+    assert sock is not None
+    sock.settimeout(None)
+    return WebSocketTransport(ws, sock, options.max_message_size, redacted_url)
+
+
+class WebSocketTransport:
+    """An open WebSocket connection.
+
+    ``recv`` is called by one thread (the reader); ``send``, ``close`` and
+    ``abort`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        ws: websocket.WebSocket,
+        sock: socket.socket,
+        max_message_size: int | None,
+        redacted_url: str,
+    ) -> None:
+        self._ws = ws
+        self._sock = sock
+        self._limit = max_message_size
+        self._url = redacted_url
+        self._buf = bytearray()
+        self._pos = 0
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+        self._fragment_size = 0
+        self._skipping_message = False
+        self._close_sent = False
+        self.subprotocol: str | None = ws.getsubprotocol()
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(self, frame: str | bytes) -> int:
+        """Send a text (``str``) or binary (``bytes``) message."""
+        try:
+            if isinstance(frame, str):
+                return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
+            return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (once); the reader then sees the server's close."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        try:
+            self._ws.send(struct.pack("!H", code) + reason.encode()[:120], websocket.ABNF.OPCODE_CLOSE)
+        except (OSError, websocket.WebSocketException):
+            pass
+
+    def abort(self) -> None:
+        """Shut the socket down (waking the reader) and release it."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._ws.connected = False
+
+    # -- receiving ----------------------------------------------------------------
+
+    def _fill(self, needed: int) -> None:
+        """Read until at least ``needed`` unread bytes are buffered."""
+        buf = self._buf
+        if self._pos and self._pos >= len(buf) // 2:
+            del buf[: self._pos]
+            self._pos = 0
+        while len(buf) - self._pos < needed:
+            try:
+                chunk = self._sock.recv(max(_READ_SIZE, needed))
+            except OSError as exc:
+                raise ConnectionLostError(
+                    f"connection lost: {_describe(exc)}", code=1006, reason=_describe(exc), url=self._url
+                ) from None
+            if not chunk:
+                raise ConnectionLostError(
+                    "connection closed by the peer without a close frame",
+                    code=1006,
+                    reason="eof",
+                    url=self._url,
+                )
+            buf += chunk
+
+    def recv(self) -> tuple[int, Any]:
+        """Return the next complete message or close (see :class:`Transport`)."""
+        while True:
+            buf = self._buf
+            if len(buf) - self._pos < 2:
+                self._fill(2)
+                buf = self._buf
+            pos = self._pos
+            b0, b1 = buf[pos], buf[pos + 1]
+            length = b1 & 0x7F
+            header = 2
+            if length == 126:
+                if len(buf) - pos < 4:
+                    self._fill(4)
+                    buf, pos = self._buf, self._pos
+                length = _unpack_16(buf, pos + 2)[0]
+                header = 4
+            elif length == 127:
+                if len(buf) - pos < 10:
+                    self._fill(10)
+                    buf, pos = self._buf, self._pos
+                length = _unpack_64(buf, pos + 2)[0]
+                header = 10
+            if b1 & 0x80 or b0 & 0x70:
+                raise self._fatal("server frames must not be masked or use extension bits")
+            opcode = b0 & 0x0F
+            fin = b0 & 0x80
+            if opcode >= 0x8:
+                if length > 125 or not fin:
+                    raise self._fatal("invalid control frame")
+            elif self._skipping_message:
+                # The rest of an oversize fragmented message: discard (already reported).
+                self._skip(header, length)
+                self._skipping_message = not fin
+                continue
+            else:
+                limit = self._limit
+                total = length + (self._fragment_size if opcode == _CONT else 0)
+                if limit is not None and total > limit:
+                    self._skip(header, length)
+                    self._reset_fragments()
+                    self._skipping_message = not fin
+                    raise MessageTooLargeError(total, limit)
+            end = pos + header + length
+            if len(buf) < end:
+                self._fill(header + length)
+                buf, pos = self._buf, self._pos
+                end = pos + header + length
+            data = bytes(buf[pos + header : end])
+            self._pos = end
+            if opcode in (TEXT, BINARY):
+                if fin:
+                    if self._fragments:
+                        raise self._fatal("new message before the previous fragmented one ended")
+                    return opcode, data
+                self._fragments.append(data)
+                self._fragment_opcode = opcode
+                self._fragment_size = length
+                continue
+            if opcode == _CONT:
+                if not self._fragments:
+                    raise self._fatal("continuation frame without a message")
+                self._fragments.append(data)
+                self._fragment_size += length
+                if fin:
+                    message = b"".join(self._fragments)
+                    opcode = self._fragment_opcode
+                    self._reset_fragments()
+                    return opcode, message
+                continue
+            if opcode == CLOSE:
+                code = _unpack_16(data)[0] if len(data) >= 2 else 1005
+                reason = data[2:].decode("utf-8", "replace")
+                self.close(code if code not in (1005, 1006, 1015) else 1000)
+                return CLOSE, (code, reason)
+            if opcode == _PING:
+                try:
+                    self._ws.send(data, websocket.ABNF.OPCODE_PONG)
+                except (OSError, websocket.WebSocketException):
+                    pass
+                continue
+            if opcode == _PONG:
+                continue
+            raise self._fatal(f"unknown opcode {opcode:#x}")
+
+    def _skip(self, header: int, length: int) -> None:
+        """Discard a frame without holding more than one read of it in memory."""
+        remaining = header + length
+        while True:
+            available = len(self._buf) - self._pos
+            if available >= remaining:
+                self._pos += remaining
+                return
+            remaining -= available
+            self._buf.clear()
+            self._pos = 0
+            self._fill(1)
+
+    def _reset_fragments(self) -> None:
+        self._fragments = []
+        self._fragment_size = 0
+        self._fragment_opcode = 0
+
+    def _fatal(self, message: str) -> ConnectionLostError:
+        """A framing error we cannot resync from: close with 1002 and report."""
+        log.warning("closing connection to %s: %s", self._url, message)
+        self.close(1002, "protocol error")
+        self.abort()
+        return ConnectionLostError(f"WebSocket protocol error: {message}", code=1002, reason=message, url=self._url)
+
+
+def _close_quietly(ws: websocket.WebSocket) -> None:
+    try:
+        ws.shutdown()
+    except Exception:  # noqa: BLE001 - best effort cleanup of a failed handshake
+        pass
+
+
+def _body_text(body: Any) -> str:
+    if isinstance(body, bytes):
+        return body[:200].decode("utf-8", "replace")
+    return str(body or "")[:200]
+
+
+def _describe(exc: BaseException) -> str:
+    """A short description of a network exception, without URLs (they may hold secrets)."""
+    if isinstance(exc, socket.gaierror):
+        return f"name resolution failed ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+        return "timed out"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({exc.reason or exc})"
+    text = str(exc) or type(exc).__name__
+    if "?" in text or "://" in text:  # never echo a URL that might carry a token
+        return type(exc).__name__
+    return text

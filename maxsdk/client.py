@@ -1,0 +1,279 @@
+"""Client: the one entry point — a blocking Phoenix Channels socket."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+from blinker import Signal
+
+from maxsdk._runtime.engine import Engine
+from maxsdk.channel import Channel
+from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
+from maxsdk.errors import ClientClosedError, ConfigurationError
+from maxsdk.protocol.backoff import BackoffLike
+from maxsdk.reply import PendingReply
+from maxsdk.status import ConnectionState, Diagnostics
+
+__all__ = ["Client"]
+
+R = TypeVar("R", bound=Callable[..., Any])
+
+
+class Client:
+    """A Phoenix Channels client over one WebSocket, for code without asyncio.
+
+    ::
+
+        with maxsdk.Client("wss://example.com/socket", params={"token": t}) as client:
+            room = client.join("room:lobby")
+            reply = room.push("new_msg", {"body": "hi"})
+
+    A background reader thread, a timer thread (heartbeats, timeouts,
+    rejoins) and a dispatcher thread (your handlers and signals) do the work;
+    every public method is safe to call from any thread.
+
+    Args:
+        url: the socket endpoint, ``ws(s)://host/socket`` (``/websocket`` is
+            appended unless present; ``http(s)`` is accepted too).
+        params: connect params sent in the query string — a mapping or a
+            zero-argument callable returning one, called on **every**
+            connection attempt (the way to renew an expiring token).
+        headers: extra HTTP headers for the upgrade (mapping or callable).
+        auth_token: Phoenix >= 1.8 ``authToken`` sent in
+            ``Sec-WebSocket-Protocol`` (string or callable). Only use it when
+            the server enables ``auth_token: true``.
+        vsn: serializer version, ``"2.0.0"`` (default) or ``"1.0.0"``.
+        timeout: default seconds for join, push and leave replies.
+        connect_timeout: seconds for one TCP + TLS + upgrade attempt.
+        heartbeat_interval: seconds between heartbeats (``None`` = off).
+        heartbeat_timeout: seconds to wait for a heartbeat reply before the
+            connection is declared dead (default: ``heartbeat_interval``).
+        reconnect: reconnect schedule: a :class:`~maxsdk.Backoff`, ``False``
+            (never), an int (max attempts) or ``attempt -> seconds``. Default:
+            phoenix.js's steps (10 ms ... 5 s) with jitter.
+        rejoin: channel rejoin schedule (default 1, 2, 5, then 10 s).
+        reconnect_on_normal_close: reconnect when the server closes with code
+            1000 (phoenix.js does not; default ``False``).
+        fatal_statuses: HTTP statuses of a refused upgrade that stop
+            reconnecting (401/403 get one retry with freshly evaluated
+            credentials first).
+        max_message_size: larger incoming messages are dropped and reported
+            (bytes; ``None`` = unlimited).
+        max_pending: the most pushes awaiting replies at once.
+        dispatch_queue_size: events queued for handlers before the overflow
+            policy applies.
+        overflow: ``"drop_oldest"`` (default), ``"drop_newest"`` or ``"block"``.
+        verify_tls: verify ``wss://`` certificates (default ``True``; turning
+            it off logs a warning).
+        ca_file: a CA bundle to verify against.
+        ssl_context: a ready ``ssl.SSLContext`` (overrides the two above).
+        origin: an ``Origin`` header to send (none by default).
+        proxy: an HTTP proxy, ``http://[user:pass@]host:port``.
+        close_timeout: seconds :meth:`close` spends leaving and closing.
+        name: a name for logs and thread names.
+
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        params: ParamsLike = None,
+        headers: Any = None,
+        auth_token: SecretLike = None,
+        vsn: str = "2.0.0",
+        timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        heartbeat_interval: float | None = 30.0,
+        heartbeat_timeout: float | None = None,
+        reconnect: BackoffLike = None,
+        rejoin: BackoffLike = None,
+        reconnect_on_normal_close: bool = False,
+        fatal_statuses: Any = DEFAULT_FATAL_STATUSES,
+        max_message_size: int | None = 8 * 1024 * 1024,
+        max_pending: int | None = 100_000,
+        dispatch_queue_size: int = 10_000,
+        overflow: str = "drop_oldest",
+        verify_tls: bool = True,
+        ca_file: str | None = None,
+        ssl_context: Any = None,
+        origin: str | None = None,
+        proxy: str | None = None,
+        close_timeout: float = 2.0,
+        name: str | None = None,
+        _rng: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = ClientConfig.build(
+            url,
+            params=params,
+            headers=headers,
+            auth_token=auth_token,
+            vsn=vsn,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            reconnect=reconnect,
+            rejoin=rejoin,
+            reconnect_on_normal_close=reconnect_on_normal_close,
+            fatal_statuses=fatal_statuses,
+            max_message_size=max_message_size,
+            max_pending=max_pending,
+            dispatch_queue_size=dispatch_queue_size,
+            overflow=overflow,
+            verify_tls=verify_tls,
+            ca_file=ca_file,
+            ssl_context=ssl_context,
+            origin=origin,
+            proxy=proxy,
+            close_timeout=close_timeout,
+            name=name,
+            rng=_rng,
+        )
+        self._engine = Engine(self.config, self)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._started = False
+
+    # -- connection ----------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection state (readable at any time, from any thread)."""
+        return self._engine.state
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open right now."""
+        return self._engine.state is ConnectionState.CONNECTED
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the client can be connected again)."""
+        return self._closed
+
+    def connect(self, timeout: float | None = None) -> Client:
+        """Connect and block until the socket is open.
+
+        Retryable failures (refused, reset, 5xx...) are retried on the
+        reconnect schedule until ``timeout``; fatal ones (a 403, a bad URL, a
+        certificate that does not verify) raise at once. After a successful
+        connect, drops are retried in the background.
+
+        Args:
+            timeout: seconds (default: ``connect_timeout``).
+
+        Returns:
+            The client itself.
+
+        Raises:
+            AuthenticationError: the server refused the credentials (401/403).
+            HandshakeError: the upgrade failed with another fatal HTTP status.
+            TLSVerificationError: the certificate did not verify.
+            ConnectTimeoutError: not connected within ``timeout`` (the last
+                failure is chained); the client stops trying.
+
+        """
+        self.connect_nowait()
+        self._engine.wait_connected(self.config.connect_timeout if timeout is None else timeout)
+        return self
+
+    def connect_nowait(self) -> None:
+        """Start connecting in the background and return at once (retries forever per ``reconnect``)."""
+        with self._lock:
+            self._closed = False
+            self._started = True
+        self._engine.start()
+
+    def _ensure_started(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        if not self._started:
+            self.connect()
+
+    def disconnect(self, timeout: float | None = None) -> None:
+        """Close the connection without leaving channels; no automatic reconnect.
+
+        Channels stay registered (errored) and rejoin on the next :meth:`connect`.
+        """
+        self._engine.disconnect(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Leave every channel, close the connection, and stop and join every thread.
+
+        Pending pushes fail with :class:`ClientClosedError`. Safe to call twice,
+        and from a handler.
+        """
+        with self._lock:
+            self._closed = True
+            self._started = False
+        self._engine.close(timeout)
+
+    def __enter__(self) -> Client:
+        return self.connect()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # -- channels -----------------------------------------------------------------------
+
+    def channel(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
+        """A new :class:`Channel` for ``topic`` (not joined yet).
+
+        Args:
+            topic: the topic, e.g. ``"room:lobby"``.
+            params: join payload — a mapping, a dataclass, or a callable
+                returning one (re-evaluated on every rejoin).
+            timeout: default timeout of this channel (default: the client's).
+
+        """
+        return Channel(self, self._engine, topic, params, self.config.timeout if timeout is None else timeout)
+
+    def join(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
+        """Create a channel and join it (connecting first if needed); see :meth:`Channel.join`."""
+        return self.channel(topic, params, timeout=timeout).join()
+
+    # -- misc -----------------------------------------------------------------------
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Send an extra heartbeat and return its round-trip time in seconds."""
+        import time
+
+        timeout = self.config.timeout if timeout is None else timeout
+        waiter = PendingReply(self._engine, "phoenix", "heartbeat", timeout)
+        started = time.monotonic()
+        self._engine.run(lambda session, now: session.ping(now, timeout, waiter))
+        waiter.wait()
+        return time.monotonic() - started
+
+    def diagnostics(self) -> Diagnostics:
+        """A snapshot of the connection for logs and health checks (no secrets)."""
+        return self._engine.diagnostics()
+
+    def on_signal(self, signal: Signal, receiver: R | None = None) -> Any:
+        """Connect ``receiver(client, **kwargs)`` to a :mod:`maxsdk.signals` signal for this client.
+
+        The receiver is held strongly (blinker's default is weak). Usable as a
+        decorator. Receivers run on the dispatcher thread.
+        """
+        if not isinstance(signal, Signal):
+            raise ConfigurationError("signal must be one of maxsdk.signals")
+
+        def connect(fn: R) -> R:
+            signal.connect(fn, sender=self, weak=False)
+            return fn
+
+        return connect if receiver is None else connect(receiver)
+
+    def off_signal(self, signal: Signal, receiver: Callable[..., Any]) -> None:
+        """Disconnect a receiver connected with :meth:`on_signal`."""
+        signal.disconnect(receiver, sender=self)
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The threads this client started (for tests and diagnostics)."""
+        return self._engine.threads
+
+    def __repr__(self) -> str:
+        return f"<maxsdk.Client {self._engine.name} {self._engine.redacted_url} {self.state}>"

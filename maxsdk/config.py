@@ -1,0 +1,128 @@
+"""Client settings: defaults, validation and coercion, in one place.
+
+:class:`ClientConfig` is an immutable value built from :class:`~maxsdk.Client`'s
+keyword arguments. Durations are float seconds; ``None`` disables a feature.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+from urllib.parse import urlsplit
+
+from maxsdk.endpoint import websocket_endpoint
+from maxsdk.errors import ConfigurationError
+from maxsdk.protocol.backoff import Backoff
+
+__all__ = ["DEFAULT_FATAL_STATUSES", "ClientConfig", "ParamsLike", "make_ssl_context"]
+
+#: Params: a mapping, or a zero-argument callable returning one (evaluated per attempt).
+ParamsLike = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
+#: A secret: a string, or a callable returning one (evaluated per attempt).
+SecretLike = Union[str, Callable[[], str], None]
+
+#: Upgrade statuses that retrying cannot fix (after one retry with fresh credentials for 401/403).
+DEFAULT_FATAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
+_OVERFLOW = ("drop_oldest", "drop_newest", "block")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Validated client settings (see :class:`maxsdk.Client` for each option)."""
+
+    url: str
+    params: ParamsLike = None
+    headers: Any = None
+    auth_token: SecretLike = None
+    vsn: str = "2.0.0"
+    timeout: float = 10.0
+    connect_timeout: float = 10.0
+    heartbeat_interval: float | None = 30.0
+    heartbeat_timeout: float | None = None
+    reconnect: Backoff = field(default_factory=Backoff.phoenix_reconnect)
+    rejoin: Backoff = field(default_factory=Backoff.phoenix_rejoin)
+    reconnect_on_normal_close: bool = False
+    fatal_statuses: frozenset[int] = DEFAULT_FATAL_STATUSES
+    max_message_size: int | None = 8 * 1024 * 1024
+    max_pending: int | None = 100_000
+    dispatch_queue_size: int = 10_000
+    overflow: str = "drop_oldest"
+    verify_tls: bool = True
+    ca_file: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    origin: str | None = None
+    proxy: str | None = None
+    close_timeout: float = 2.0
+    name: str | None = None
+    rng: Callable[[], float] | None = None
+
+    @classmethod
+    def build(cls, url: str, **options: Any) -> ClientConfig:
+        """Validate and coerce user options into a config.
+
+        Raises:
+            ConfigurationError: an option has a wrong type or value.
+
+        """
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        websocket_endpoint(url)  # validates the URL early
+        options["reconnect"] = Backoff.coerce(options.get("reconnect"), default=Backoff.phoenix_reconnect())
+        options["rejoin"] = Backoff.coerce(options.get("rejoin"), default=Backoff.phoenix_rejoin())
+        if "fatal_statuses" in options:
+            options["fatal_statuses"] = frozenset(int(s) for s in options["fatal_statuses"])
+        config = cls(url=url, **options)
+        config._validate()
+        return config
+
+    def _validate(self) -> None:
+        for name in ("timeout", "connect_timeout", "close_timeout"):
+            _positive(name, getattr(self, name))
+        for name in ("heartbeat_interval", "heartbeat_timeout"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.vsn not in ("2.0.0", "1.0.0"):
+            raise ConfigurationError(f"vsn must be '2.0.0' or '1.0.0', got {self.vsn!r}")
+        if self.params is not None and not (isinstance(self.params, Mapping) or callable(self.params)):
+            raise ConfigurationError("params must be a mapping or a callable returning one")
+        if self.headers is not None and not (isinstance(self.headers, Mapping) or callable(self.headers)):
+            raise ConfigurationError("headers must be a mapping or a callable returning one")
+        if self.auth_token is not None and not (isinstance(self.auth_token, str) or callable(self.auth_token)):
+            raise ConfigurationError("auth_token must be a string or a callable returning one")
+        if self.overflow not in _OVERFLOW:
+            raise ConfigurationError(f"overflow must be one of {', '.join(_OVERFLOW)}")
+        if not isinstance(self.dispatch_queue_size, int) or self.dispatch_queue_size < 1:
+            raise ConfigurationError("dispatch_queue_size must be a positive int")
+        for name in ("max_message_size", "max_pending"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{name} must be a positive int or None")
+        if self.proxy is not None:
+            parts = urlsplit(self.proxy)
+            if parts.scheme not in ("http", "") or not parts.hostname:
+                raise ConfigurationError("proxy must look like http://host:port")
+
+    def __repr__(self) -> str:
+        from maxsdk.endpoint import redact_url
+
+        return f"ClientConfig(url={redact_url(self.url)!r}, vsn={self.vsn!r}, timeout={self.timeout:g})"
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def make_ssl_context(config: ClientConfig) -> ssl.SSLContext:
+    """The TLS context for ``wss://``: verified, TLS 1.2 or newer, unless the user opted out."""
+    if config.ssl_context is not None:
+        return config.ssl_context
+    context = ssl.create_default_context(cafile=config.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not config.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

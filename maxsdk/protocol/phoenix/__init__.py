@@ -1,0 +1,1 @@
+"""Phoenix Channels: envelope, serializers, channel state machine and the socket session."""

@@ -1,0 +1,159 @@
+"""Every signal maxsdk emits (blinker), with its sender, arguments and thread.
+
+All signals live in maxsdk's own :data:`namespace` (never blinker's global
+one). The **sender is always the** :class:`~maxsdk.Client`; connect with
+``sender=client`` to hear one client only, or use :meth:`Client.on_signal`,
+which does that and holds the receiver strongly (blinker holds receivers
+weakly by default, so a lambda connected directly may silently vanish).
+
+**Which thread runs receivers:** every signal is sent from the client's
+dispatcher thread (named ``maxsdk-dispatch-<n>``), in the order the events
+happened, never from the reader or timer thread and never while maxsdk holds
+a lock. A receiver may therefore call blocking client methods such as
+``channel.push()``. A receiver that raises does not stop the others: the
+error is logged and reported through :data:`handler_failed`.
+
+Keyword arguments of each signal are listed below; receivers should accept
+``**kwargs`` so that new arguments can be added without breaking them.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace, Signal
+
+__all__ = [
+    "channel_closed",
+    "channel_errored",
+    "channel_joined",
+    "channel_rejoin_failed",
+    "connected",
+    "disconnected",
+    "handler_failed",
+    "heartbeat",
+    "message_received",
+    "messages_dropped",
+    "namespace",
+    "protocol_error",
+    "reconnect_failed",
+    "reconnecting",
+    "state_changed",
+]
+
+#: maxsdk's private blinker namespace.
+namespace = Namespace()
+
+connected: Signal = namespace.signal(
+    "connected",
+    doc="""The connection opened (first time or after a reconnect).
+
+    kwargs: ``url`` (redacted), ``reconnect`` (bool: not the first connection).
+    """,
+)
+
+disconnected: Signal = namespace.signal(
+    "disconnected",
+    doc="""An open connection closed.
+
+    kwargs: ``code`` (WebSocket close code or ``None``), ``reason`` (str),
+    ``will_reconnect`` (bool).
+    """,
+)
+
+state_changed: Signal = namespace.signal(
+    "state_changed",
+    doc="""The connection state changed.
+
+    kwargs: ``old`` and ``new`` (:class:`~maxsdk.ConnectionState`), ``reason``
+    (a human-readable explanation, e.g. "reconnecting in 2.1 s after close 1006 (attempt 3)").
+    """,
+)
+
+reconnecting: Signal = namespace.signal(
+    "reconnecting",
+    doc="""A reconnect attempt is scheduled.
+
+    kwargs: ``attempt`` (1-based), ``delay`` (seconds), ``error`` (the failure
+    that caused it, an exception or ``None``), ``reason`` (str).
+    """,
+)
+
+reconnect_failed: Signal = namespace.signal(
+    "reconnect_failed",
+    doc="""The client gave up connecting and is now closed.
+
+    kwargs: ``error`` (the last failure), ``attempts`` (int), ``reason`` (str).
+    """,
+)
+
+channel_joined: Signal = namespace.signal(
+    "channel_joined",
+    doc="""A channel joined or rejoined.
+
+    kwargs: ``channel`` (:class:`~maxsdk.Channel`), ``response`` (the join
+    reply), ``rejoined`` (bool).
+    """,
+)
+
+channel_errored: Signal = namespace.signal(
+    "channel_errored",
+    doc="""A channel errored (server crash, connection lost, rejoin refused or timed out); it will rejoin.
+
+    kwargs: ``channel``, ``reason`` (str), ``response`` (server payload or ``None``).
+    """,
+)
+
+channel_rejoin_failed: Signal = namespace.signal(
+    "channel_rejoin_failed",
+    doc="""A rejoin was refused or timed out; the channel retries on its rejoin schedule.
+
+    kwargs: ``channel``, ``reason`` (``"rejoin_refused"`` or ``"timeout"``),
+    ``response`` (the server's reply payload, if any).
+    """,
+)
+
+channel_closed: Signal = namespace.signal(
+    "channel_closed",
+    doc="""A channel closed for good (left, refused, closed by the server, client closed).
+
+    kwargs: ``channel``, ``reason`` (str), ``response`` (server payload or ``None``).
+    """,
+)
+
+message_received: Signal = namespace.signal(
+    "message_received",
+    doc="""Every decoded incoming message, including replies and heartbeats (socket-level hook).
+
+    Only emitted while at least one receiver is connected (it costs a
+    dispatcher hand-off per frame). kwargs: ``message`` (:class:`~maxsdk.Message`).
+    """,
+)
+
+heartbeat: Signal = namespace.signal(
+    "heartbeat",
+    doc="""A heartbeat reply arrived. kwargs: ``rtt`` (round trip, seconds).""",
+)
+
+protocol_error: Signal = namespace.signal(
+    "protocol_error",
+    doc="""An incoming frame was malformed or too large and was dropped; the connection carries on.
+
+    kwargs: ``error`` (:class:`~maxsdk.errors.RemoteProtocolError`).
+    """,
+)
+
+handler_failed: Signal = namespace.signal(
+    "handler_failed",
+    doc="""A user handler or signal receiver raised.
+
+    kwargs: ``handler`` (the callable), ``error`` (the exception), ``context``
+    (str: the event or signal it was handling).
+    """,
+)
+
+messages_dropped: Signal = namespace.signal(
+    "messages_dropped",
+    doc="""The dispatch queue overflowed and messages were dropped (per the overflow policy).
+
+    kwargs: ``count`` (dropped since the last report), ``total`` (since the client started).
+    """,
+)

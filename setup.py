@@ -1,0 +1,62 @@
+"""Packaging for maxsdk: a synchronous, thread-based real-time client SDK."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+ABOUT: dict = {}
+exec((HERE / "maxsdk" / "_version.py").read_text(encoding="utf-8"), ABOUT)
+
+TEST_REQUIRES = [
+    "pytest>=7.4",
+    "pytest-timeout>=2.2",
+    "hypothesis>=6.90",
+    "responses>=0.24",
+]
+LINT_REQUIRES = [
+    "ruff>=0.5",
+    "mypy>=1.8",
+    "types-requests",
+]
+DOCS_REQUIRES = [
+    "sphinx>=7",
+    "furo>=2024.1.29",
+    "myst-parser>=2",
+]
+
+setup(
+    name="maxsdk",
+    version=ABOUT["__version__"],
+    description="Blocking, thread-based Python client for Phoenix Channels and other WebSocket protocols",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["maxsdk", "maxsdk.*"]),
+    package_data={"maxsdk": ["py.typed"]},
+    include_package_data=True,
+    install_requires=[
+        "websocket-client>=1.7",
+        "requests>=2.31",
+        "dataclasses-json>=0.6",
+        "blinker>=1.7",
+        "persist-queue>=1.0",
+        # The embedded Phoenix-protocol server (tests, examples, `maxsdk serve`).
+        "websockets>=13.0",
+    ],
+    extras_require={
+        "test": TEST_REQUIRES,
+        "lint": LINT_REQUIRES,
+        "docs": DOCS_REQUIRES,
+        "dev": TEST_REQUIRES + LINT_REQUIRES + DOCS_REQUIRES,
+    },
+    entry_points={"console_scripts": ["maxsdk=maxsdk.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Typing :: Typed",
+        "Intended Audience :: Developers",
+        "Topic :: Internet :: WWW/HTTP",
+    ],
+)
