@@ -14,6 +14,7 @@ from maxsdk.errors import (
     JoinTimeoutError,
 )
 from maxsdk.models import to_payload
+from maxsdk.presence import Presence
 from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import ChannelStateChanged
 from maxsdk.reply import PendingReply, Reply
@@ -62,6 +63,8 @@ class Channel:
         self._binding_refs = 0
         self._state_cond = threading.Condition(threading.Lock())
         self.join_response: Any = None
+        #: Who is online on this channel (fed by ``presence_state``/``presence_diff``).
+        self.presence = Presence(self)
 
     # -- state -------------------------------------------------------------------
 
@@ -268,9 +271,12 @@ class Channel:
 
     # -- called on the dispatcher thread ---------------------------------------------
 
-    def _deliver(self, message: Any) -> None:
+    def _deliver(self, message: Any, join_ref: str | None = None) -> None:
         event, payload = message.event, message.payload
         engine = self._engine
+        presence = self.presence
+        if event == presence.state_event or event == presence.diff_event:
+            presence._handle(event, payload, join_ref)
         hook = self.message_hook
         if hook is not None:
             try:

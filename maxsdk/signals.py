@@ -33,6 +33,9 @@ __all__ = [
     "message_received",
     "messages_dropped",
     "namespace",
+    "presence_join",
+    "presence_leave",
+    "presence_sync",
     "protocol_error",
     "reconnect_failed",
     "reconnecting",
@@ -156,4 +159,25 @@ messages_dropped: Signal = namespace.signal(
 
     kwargs: ``count`` (dropped since the last report), ``total`` (since the client started).
     """,
+)
+
+presence_join: Signal = namespace.signal(
+    "presence_join",
+    doc="""A presence key joined (or gained a meta) on a channel.
+
+    kwargs: ``channel``, ``key``, ``current`` (the entry before, or ``None``), ``changed`` (the joined presence).
+    """,
+)
+
+presence_leave: Signal = namespace.signal(
+    "presence_leave",
+    doc="""A presence key left (or lost a meta) on a channel.
+
+    kwargs: ``channel``, ``key``, ``current`` (the entry after removal), ``changed`` (the left presence).
+    """,
+)
+
+presence_sync: Signal = namespace.signal(
+    "presence_sync",
+    doc="""A channel's presence list changed (after a state or a diff was applied). kwargs: ``channel``.""",
 )

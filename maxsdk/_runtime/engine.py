@@ -701,7 +701,7 @@ class Engine:
         """Run on the dispatcher thread for every queued event."""
         kind = type(item)
         if kind is ChannelMessage:
-            item.owner._deliver(item.message)
+            item.owner._deliver(item.message, item.join_ref)
         elif kind is ChannelStateChanged:
             self._channel_state_changed(item)
         elif kind is _Notice:

@@ -25,10 +25,15 @@ __all__ = [
 
 
 class ChannelMessage(NamedTuple):
-    """A message for a channel's handlers (broadcast, server push, phx_error/phx_close)."""
+    """A message for a channel's handlers (broadcast, server push, phx_error/phx_close).
+
+    ``join_ref`` is the channel's join_ref when the message was routed (presence
+    sync needs it: §6.3 buffers diffs per join).
+    """
 
     owner: Any
     message: Message
+    join_ref: str | None = None
 
 
 class RawMessage(NamedTuple):

@@ -367,7 +367,7 @@ class PhoenixSession:
             elif event == PHX_ERROR:
                 self._server_error(ch, msg, now)
             elif ch.state is not _S.LEAVING and ch.state is not _S.CLOSED:
-                self._emit(ChannelMessage(ch.owner, msg))
+                self._emit(ChannelMessage(ch.owner, msg, ch.join_ref))
 
     def protocol_error(self, error: RemoteProtocolError) -> None:
         """Count a frame that could not be decoded and report it."""
@@ -507,7 +507,7 @@ class PhoenixSession:
     def _server_close(self, ch: ChannelCore, msg: Message) -> None:
         if ch.state is _S.CLOSED:
             return
-        self._emit(ChannelMessage(ch.owner, msg))
+        self._emit(ChannelMessage(ch.owner, msg, ch.join_ref))
         reason = "left" if ch.state is _S.LEAVING else "closed_by_server"
         if ch.join_waiter is not None:
             self._complete_join_waiter(ch, "closed", msg.payload)
@@ -516,7 +516,7 @@ class PhoenixSession:
     def _server_error(self, ch: ChannelCore, msg: Message, now: float) -> None:
         if ch.state is not _S.JOINING and ch.state is not _S.JOINED:
             return
-        self._emit(ChannelMessage(ch.owner, msg))
+        self._emit(ChannelMessage(ch.owner, msg, ch.join_ref))
         self._fail_sent(ch, "lost")
         ch.join_sent = False
         self._change(ch, Trigger.SERVER_ERROR, "crashed", msg.payload)
