@@ -1,0 +1,132 @@
+"""An embedded, threaded Phoenix Channels server (WebSocket, serializers V1 and V2).
+
+It speaks the server side of ``reference/phoenix-protocol.md`` faithfully and
+runs the reference app of ``tests/golden`` by default, for tests, examples and
+demos. It has its own codec; it never imports the client's ``maxsdk.protocol``.
+
+Start one::
+
+    from maxsdk.server import PhoenixServer, ServerSettings
+
+    with PhoenixServer(token="secret") as server:        # 127.0.0.1, free port
+        url = server.url + "?vsn=2.0.0&token=secret"      # ws://127.0.0.1:PORT/socket/websocket
+        ...
+
+``PhoenixServer(router=None, *, host="127.0.0.1", port=0, path="/socket",
+settings=None, connect=None, token=None)``
+
+* ``router``: a :class:`Router` or ``[(pattern, ChannelSubclass), ...]``;
+  default: the reference app (``room:*``, ``echo:*``, ``ticker:*``, see
+  :mod:`maxsdk.server.reference_app`).
+* ``connect``: ``f(ConnectRequest) -> Accept(assigns, socket_id) | Refuse(status) | bool``;
+  default: the reference handler (``token=`` required if set; ``user_id`` param
+  → ``assigns["user_id"]`` (else ``"anon"``) and socket id ``user_socket:<user_id>``).
+* ``settings``: :class:`ServerSettings` (frozen): ``join_ref_check`` (``"1.8.12"``
+  default, ``"1.8.3"``, ``"none"``), ``crash_payload``, ``max_channels_per_transport``
+  (100), ``idle_timeout`` (60.0 s), ``idle_close_code`` (1000),
+  ``disconnect_close_code`` (1001), ``auth_token`` (False),
+  ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0), ``max_frame_size``,
+  ``max_workers``, ``record_limit``. ``ServerSettings.phoenix_1_7(**overrides)``
+  mimics the Phoenix 1.7.23/Bandit server of the golden recordings.
+
+Lifecycle: ``start()`` (returns self), ``stop(*, abrupt=False, code=1012, reason="")``
+(abrupt = no close frames), ``restart()``, context manager, ``url``, ``port``
+(kept across restarts, so a stopped server can come back on the same port),
+``running``.
+
+Faults (all thread-safe; switches stay on until turned off, across restarts):
+
+* connections: ``drop_connections()``, ``close_connections(code=1000, reason="")``,
+  ``disconnect(socket_id)``, ``refuse_connections(status=503)`` /
+  ``accept_connections()``, ``send_raw(frame: str | bytes, connection_id=None)``;
+* heartbeats and replies: ``pause_heartbeats()`` / ``resume_heartbeats()``,
+  ``delay_replies(seconds, *, heartbeats=False)``,
+  ``withhold_replies(*, heartbeats=False)`` / ``release_replies(*, send=True)``;
+* channels: ``refuse_joins(pattern="*", reason="join refused")`` /
+  ``allow_joins(pattern=None)``, ``crash_channel(topic, connection_id=None)``;
+* ``reset_faults()``.
+
+Server-side actions: ``broadcast(topic, event, payload)``, ``presence(topic)``.
+
+Observability (blocking waits use a condition variable; they raise ``TimeoutError``):
+``messages(since=0)`` → list of :class:`ReceivedMessage` (``index``,
+``connection_id``, ``join_ref``, ``ref``, ``topic``, ``event``, ``payload``, ``at``),
+``events(since=0)`` → list of :class:`ConnectionEvent` (``kind`` =
+``"opened"``/``"closed"``/``"refused"``, ``connection_id``, ``params``, ``vsn``,
+``socket_id``, ``status``, ``code``), ``connections``, ``message_count`` /
+``event_count`` (cursors for ``since=``),
+``wait_for_message(predicate=None, timeout=5.0, *, since=0, topic=None, event=None)``,
+``wait_for_event(predicate, timeout=5.0, *, since=0)``,
+``wait_for_connections(count, timeout=5.0)`` (exactly ``count`` open), ``clear_records()``.
+
+Writing channels (modelled on ``Phoenix.Channel``): subclass :class:`Channel`
+and override ``join(topic, payload, socket)`` (return ``None``/``ok(r)``/``error(r)``;
+raising → ``{"reason": "join crashed"}``), ``handle_in(event, payload, socket)``
+(return ``ok(r)``/``error(r)``/``Reply(status, r)``, ``None`` for no reply,
+``Stop(reason="normal", reply=None)``; raising → ``phx_error``),
+``handle_info(message, socket)`` and ``terminate(reason, socket)``. The
+:class:`ChannelSocket` offers ``push``, ``push_many``, ``broadcast``,
+``broadcast_from``, ``reply(socket_ref(), ...)``, ``send_self(msg, delay=None)``,
+``track``/``update``/``untrack``/``presence_state``, ``assigns``, ``params``,
+``socket_id``, ``connection_id``, ``endpoint``. ``bytes`` payloads are sent as
+binary frames (V2).
+
+Pytest fixtures: :mod:`maxsdk.testing` (``pytest_plugins = ["maxsdk.testing"]``).
+Run a demo server: ``python -m maxsdk.server --port 4000``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .channel import Channel
+from .channel_socket import ChannelSocket, SocketRef
+from .connect import Accept, ConnectHandler, ConnectRequest, Refuse
+from .endpoint import Endpoint
+from .message import Frame, Message, OutPayload, Ref
+from .presence import PresenceState
+from .recorder import ConnectionEvent, ReceivedMessage, Recorder
+from .reference_app import EchoChannel, RoomChannel, TickerChannel, reference_connect, reference_router
+from .result import Reply, Stop, error, ok
+from .router import ChannelFactory, Router
+from .serializer import MalformedFrameError
+from .server import PhoenixServer
+from .settings import CHANNEL_CRASH, LEGACY_CRASH, JoinRefCheck, ServerSettings
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "CHANNEL_CRASH",
+    "LEGACY_CRASH",
+    "Accept",
+    "Channel",
+    "ChannelFactory",
+    "ChannelSocket",
+    "ConnectHandler",
+    "ConnectRequest",
+    "ConnectionEvent",
+    "EchoChannel",
+    "Endpoint",
+    "Frame",
+    "JoinRefCheck",
+    "MalformedFrameError",
+    "Message",
+    "OutPayload",
+    "PhoenixServer",
+    "PresenceState",
+    "ReceivedMessage",
+    "Recorder",
+    "Ref",
+    "Refuse",
+    "Reply",
+    "RoomChannel",
+    "Router",
+    "ServerSettings",
+    "SocketRef",
+    "Stop",
+    "TickerChannel",
+    "error",
+    "ok",
+    "reference_connect",
+    "reference_router",
+]

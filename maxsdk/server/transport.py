@@ -1,0 +1,33 @@
+"""The seam between the Phoenix socket logic and the connection carrying it.
+
+A :class:`~.session.Session` only needs to write frames and end its
+connection; the WebSocket transport implements this today and a LongPoll
+transport (reference §1.8) can implement it later without touching sessions,
+channels, presence or faults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .message import Frame
+
+
+class Transport(Protocol):
+    """One client connection, as seen by its session."""
+
+    name: str
+    """``"websocket"`` (or ``"longpoll"`` later)."""
+
+    def write(self, frames: Sequence[Frame]) -> bool:
+        """Write ``frames`` in order; ``False`` (not an exception) if the connection is gone."""
+        ...
+
+    def close(self, code: int, reason: str = "") -> None:
+        """End the connection gracefully (WebSocket: close frame with ``code``)."""
+        ...
+
+    def abort(self) -> None:
+        """End the connection abruptly (WebSocket: no close frame)."""
+        ...

@@ -1,0 +1,332 @@
+"""The WebSocket transport, on the ``websockets`` library's threaded server.
+
+Per connection, ``websockets`` runs a handler thread (our reader: it decodes
+frames and feeds the session) and a thread that reads the socket. Writes from
+any thread go through the connection's protocol lock, one batch at a time.
+
+Handshake rules (reference §1.1, §1.2, §1.4, §1.5): the socket answers at
+``<path>/websocket`` (else 404); non-GET gets 400, a failed upgrade 400; the
+endpoint refuses with 403 (bad ``vsn``, connect handler) or any status the
+connect handler or a fault picks. With ``auth_token`` enabled the
+``base64url.bearer.phx.<token>`` subprotocol is read and ``phoenix`` is echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import Event, State
+from websockets.sync.server import Server, ServerConnection, serve
+from websockets.typing import Subprotocol
+
+from .connect import Accepted, ConnectRequest, Refuse
+from .endpoint import Endpoint
+from .message import Frame
+from .query import decode_query
+from .serializer import MalformedFrameError
+from .session import Session
+
+logger = logging.getLogger(__name__)
+
+_BEARER = "base64url.bearer.phx."
+_INTERNAL_ERROR = 1011
+
+
+class PhoenixConnection(ServerConnection):
+    """A ``websockets`` connection that remembers its handshake and last activity."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Same arguments as :class:`websockets.sync.server.ServerConnection`."""
+        self.last_activity = time.monotonic()
+        self.accepted: Accepted | None = None
+        self.abort_on_close = False
+        super().__init__(*args, **kwargs)
+
+    def process_event(self, event: Event) -> None:
+        """Note the time of every incoming frame (pings included) for the idle timeout."""
+        self.last_activity = time.monotonic()
+        super().process_event(event)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close gracefully, or drop the TCP connection when the server stops abruptly."""
+        if self.abort_on_close:
+            self.close_socket()
+            return
+        super().close(code, reason)
+
+    def send_data(self) -> None:
+        """Write pending data, coalescing consecutive frames into one ``sendall``."""
+        assert self.protocol_mutex.locked()
+        pending: list[bytes] = []
+        for data in self.protocol.data_to_send():
+            if data:
+                pending.append(data)
+                continue
+            self._flush(pending)
+            pending = []
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:  # already closed
+                pass
+        self._flush(pending)
+
+    def _flush(self, pending: list[bytes]) -> None:
+        if not pending:
+            return
+        if self.close_deadline is not None:
+            self.socket.settimeout(self.close_deadline.timeout())
+        self.socket.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
+
+
+class WebSocketTransport:
+    """The :class:`~.transport.Transport` of one WebSocket connection."""
+
+    name = "websocket"
+
+    def __init__(self, connection: PhoenixConnection) -> None:
+        """Wrap an open connection."""
+        self.connection = connection
+
+    def write(self, frames: Sequence[Frame]) -> bool:
+        """Queue ``frames`` on the protocol and write them in one go."""
+        conn = self.connection
+        if conn.protocol.state is not State.OPEN:
+            # Writing during the closing handshake would block until it completes.
+            return False
+        protocol = conn.protocol
+        try:
+            with conn.send_context():
+                for frame in frames:
+                    if isinstance(frame, str):
+                        protocol.send_text(frame.encode("utf-8"))
+                    else:
+                        protocol.send_binary(frame)
+        except (ConnectionClosed, OSError):
+            return False
+        return True
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame and wait (up to the close timeout) for the client's."""
+        self.connection.close(code, reason)
+
+    def abort(self) -> None:
+        """Close the TCP connection without a close frame."""
+        self.connection.close_socket()
+
+
+class WebSocketListener:
+    """Accepts WebSocket connections for an :class:`~.endpoint.Endpoint`."""
+
+    def __init__(self, endpoint: Endpoint, *, host: str, port: int, path: str) -> None:
+        """Prepare a listener; nothing is bound until :meth:`start`."""
+        self._endpoint = endpoint
+        self._host = host
+        self._port = port
+        self._path = path.rstrip("/") + "/websocket"
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._abrupt = False
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before the first start)."""
+        return self._port
+
+    def start(self) -> int:
+        """Bind (with ``SO_REUSEADDR``) and serve in a thread; returns the port."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        settings = self._endpoint.settings
+        self._abrupt = False
+        self._server = serve(
+            self._handle,
+            sock=sock,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            select_subprotocol=self._select_subprotocol,
+            compression=None,
+            server_header=None,
+            ping_interval=None,
+            ping_timeout=None,
+            close_timeout=settings.close_timeout,
+            max_size=settings.max_frame_size,
+            create_connection=PhoenixConnection,
+            logger=logging.getLogger("maxsdk.server.websockets"),
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"maxsdk-server-accept-{self._port}")
+        self._thread.start()
+        return self._port
+
+    def stop(self, *, abrupt: bool, code: int, reason: str = "") -> None:
+        """Stop accepting, end every connection (abruptly or with ``code``) and join threads."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if abrupt:
+            self._abrupt = True
+            for connection in server.connections:
+                assert isinstance(connection, PhoenixConnection)
+                connection.abort_on_close = True
+        # Closes the listening socket first, then the connections, then joins handlers.
+        server.shutdown(close_connections=True, code=code, reason=reason)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    # -- handshake ---------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        assert isinstance(connection, PhoenixConnection)
+        url = urlsplit(request.path)
+        headers = _flatten(request.headers)
+        params = decode_query(url.query)
+        base = ConnectRequest(
+            params=params,
+            vsn="",
+            headers=headers,
+            path=url.path,
+            remote_address=connection.remote_address,
+        )
+        if url.path != self._path:
+            return self._refuse(connection, base, 404, f"no socket at {url.path!r}")
+        if request.method != "GET":
+            return self._refuse(connection, base, 400, f"method {request.method} not allowed")
+        if self._abrupt:
+            connection.abort_on_close = True
+        try:
+            auth_token = self._auth_token(request.headers)
+        except ValueError:
+            return self._refuse(connection, base, 403, "undecodable auth token")
+        request_info = ConnectRequest(
+            params=params,
+            vsn="",
+            auth_token=auth_token,
+            headers=headers,
+            path=url.path,
+            remote_address=connection.remote_address,
+        )
+        decision = self._endpoint.authorize(request_info)
+        if isinstance(decision, Refuse):
+            return connection.respond(decision.status, "")
+        connection.accepted = decision
+        return None
+
+    def _refuse(self, connection: PhoenixConnection, request: ConnectRequest, status: int, why: str) -> Response:
+        self._endpoint.refused(request, status, why)
+        return connection.respond(status, "")
+
+    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response | None:
+        # A failed upgrade (not a WebSocket request) is a 400 in Phoenix (§1.1).
+        if response.status_code == 426:
+            return connection.respond(400, "")
+        return None
+
+    def _auth_token(self, headers: Headers) -> str | None:
+        """The decoded ``authToken`` (§1.4), if enabled and sent.
+
+        Raises:
+            ValueError: if the token is present but not base64 of UTF-8 text.
+
+        """
+        if not self._endpoint.settings.auth_token:
+            return None
+        for value in headers.get_all("Sec-WebSocket-Protocol"):
+            for item in value.split(","):
+                item = item.strip()
+                if item.startswith(_BEARER):
+                    encoded = item[len(_BEARER) :]
+                    try:
+                        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+                        return raw.decode("utf-8")
+                    except (binascii.Error, UnicodeDecodeError) as exc:
+                        raise ValueError("undecodable auth token") from exc
+        return None
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        if self._endpoint.settings.auth_token and "phoenix" in subprotocols:
+            return Subprotocol("phoenix")
+        return None
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _handle(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, PhoenixConnection)
+        accepted = connection.accepted
+        assert accepted is not None
+        transport = WebSocketTransport(connection)
+        session = self._endpoint.open_session(accepted, transport)
+        try:
+            self._read(connection, session)
+        finally:
+            try:
+                self._endpoint.close_session(session, _close_code(connection))
+            finally:
+                connection.recv_events_thread.join(self._endpoint.settings.close_timeout + 1.0)
+
+    def _read(self, connection: PhoenixConnection, session: Session) -> None:
+        idle = self._endpoint.settings.idle_timeout
+        while True:
+            try:
+                if idle is None:
+                    frame = connection.recv()
+                else:
+                    remaining = connection.last_activity + idle - time.monotonic()
+                    if remaining <= 0:
+                        logger.info("conn %d idle for %.3g s; closing", session.id, idle)
+                        connection.close(self._endpoint.settings.idle_close_code)
+                        return
+                    frame = connection.recv(timeout=remaining)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            try:
+                session.handle_frame(frame)
+            except MalformedFrameError as exc:
+                # A malformed frame crashes a Phoenix socket: close 1011 (§1.7).
+                logger.warning("conn %d: malformed frame (%s); closing with 1011", session.id, exc)
+                connection.close(_INTERNAL_ERROR)
+                return
+            except Exception:
+                logger.error("conn %d: socket crashed; closing with 1011", session.id, exc_info=True)
+                connection.close(_INTERNAL_ERROR)
+                return
+
+
+def _close_code(connection: PhoenixConnection) -> int:
+    """The close code that ended the connection: ours if we closed first, else the client's."""
+    protocol = connection.protocol
+    sent, rcvd = protocol.close_sent, protocol.close_rcvd
+    if sent is not None and (rcvd is None or protocol.close_rcvd_then_sent is False):
+        return sent.code
+    if rcvd is not None:
+        return rcvd.code
+    return 1006
+
+
+def _flatten(headers: Headers) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        key = name.lower()
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
