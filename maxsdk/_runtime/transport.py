@@ -225,7 +225,7 @@ class WebSocketTransport:
                 raise ConnectionLostError(
                     "connection closed by the peer without a close frame",
                     code=1006,
-                    reason="eof",
+                    reason="closed without a close frame",
                     url=self._url,
                 )
             buf += chunk

@@ -1,0 +1,7 @@
+"""``python -m maxsdk``: the command line."""
+
+import sys
+
+from maxsdk.cli import main
+
+sys.exit(main())

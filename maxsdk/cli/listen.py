@@ -1,0 +1,102 @@
+"""``maxsdk listen``: join a topic and print every event until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from maxsdk import signals
+from maxsdk.cli.common import add_connection_args, client_from_args, parse_json
+from maxsdk.cli.output import Printer, to_json
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """examples:
+  maxsdk listen ws://localhost:4000/socket room:lobby
+  maxsdk listen wss://example.com/socket room:42 --token "$TOKEN" --json | jq .payload
+  maxsdk listen ws://localhost:4000/socket room:lobby --event shout --event new_msg
+  maxsdk listen ws://localhost:4000/socket room:private --join-payload '{"password": "pw"}'
+
+Events go to stdout; connection state changes go to stderr. It keeps
+reconnecting until Ctrl-C, then prints a summary.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register the ``listen`` command."""
+    parser = sub.add_parser(
+        "listen",
+        help="join a topic and print its events",
+        description="Join TOPIC and print every event until Ctrl-C.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", help="socket URL, e.g. ws://localhost:4000/socket")
+    parser.add_argument("topic", help="topic to join, e.g. room:lobby")
+    add_connection_args(parser)
+    parser.add_argument("--join-payload", default="{}", metavar="JSON", help="join params as JSON")
+    parser.add_argument(
+        "--event", "-e", action="append", default=[], metavar="NAME", help="only print these events (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON lines (for jq)")
+    parser.add_argument("--count", type=int, default=0, metavar="N", help="exit after N events")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None = None) -> int:
+    """Listen until Ctrl-C, ``--count`` events, or ``stop`` (for tests)."""
+    join_payload = parse_json(args.join_payload, "--join-payload")
+    stop = stop or threading.Event()
+    wanted = set(args.event)
+    counts = {"messages": 0}
+    started = time.monotonic()
+    client = client_from_args(args, reconnect_on_normal_close=True)
+
+    def on_event(event: str, payload: Any) -> None:
+        if wanted and event not in wanted:
+            return
+        counts["messages"] += 1
+        if args.json:
+            printer.line(
+                to_json(
+                    {
+                        "topic": args.topic,
+                        "event": event,
+                        "payload": payload,
+                        "at": datetime.now().isoformat(timespec="milliseconds"),
+                    }
+                )
+            )
+        else:
+            stamp = printer.style(datetime.now().strftime("%H:%M:%S.%f")[:-3], "dim")
+            printer.line(f"{stamp} {printer.style(event, 'cyan')} {to_json(payload)}")
+        if args.count and counts["messages"] >= args.count:
+            stop.set()
+
+    client.on_signal(signals.state_changed, lambda _c, **kw: printer.note(f"[{kw['new']}] {kw['reason']}"))
+    client.on_signal(
+        signals.channel_joined,
+        lambda _c, **kw: printer.note(f"[joined] {args.topic}" + (" (rejoined)" if kw["rejoined"] else "")),
+    )
+    client.on_signal(
+        signals.channel_errored, lambda _c, **kw: printer.note(f"[channel errored] {args.topic}: {kw['reason']}")
+    )
+    channel = client.channel(args.topic, join_payload)
+    channel.on_any(on_event)
+    try:
+        client.connect()
+        channel.join()
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        diagnostics = client.diagnostics()
+        client.close()
+        printer.note(
+            f"{counts['messages']} message(s), {diagnostics.reconnects} reconnect(s), "
+            f"{time.monotonic() - started:.1f} s"
+        )
+    return 0
