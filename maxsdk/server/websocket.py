@@ -25,8 +25,11 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, State
+from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
@@ -43,15 +46,35 @@ _BEARER = "base64url.bearer.phx."
 _INTERNAL_ERROR = 1011
 
 
+class _PhoenixProtocol(ServerProtocol):
+    """Answers a client's close frame with its code only, as Cowboy and Bandit do.
+
+    ``websockets`` echoes the whole close payload (code and reason); the
+    recorded Phoenix servers answer ``close 1000 'bye'`` with ``03 e8``.
+    """
+
+    def send_frame(self, frame: WsFrame) -> None:
+        if (
+            frame.opcode is Opcode.CLOSE
+            and self.state is State.OPEN
+            and self.close_rcvd is not None
+            and len(frame.data) > 2
+        ):
+            frame = WsFrame(Opcode.CLOSE, frame.data[:2])
+        super().send_frame(frame)
+
+
 class PhoenixConnection(ServerConnection):
     """A ``websockets`` connection that remembers its handshake and last activity."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sock: socket.socket, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         """Same arguments as :class:`websockets.sync.server.ServerConnection`."""
         self.last_activity = time.monotonic()
         self.accepted: Accepted | None = None
         self.abort_on_close = False
-        super().__init__(*args, **kwargs)
+        # serve() builds the protocol itself; specialise it before any frame flows.
+        protocol.__class__ = _PhoenixProtocol
+        super().__init__(sock, protocol, *args, **kwargs)
 
     def process_event(self, event: Event) -> None:
         """Note the time of every incoming frame (pings included) for the idle timeout."""
