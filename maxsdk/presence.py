@@ -50,7 +50,7 @@ class Presence:
         return self._tracker.synced
 
     def list(self, chooser: Callable[[str, dict[str, Any]], Any] | None = None) -> list[Any]:
-        """One element per key: ``chooser(key, entry)``, or the ``{"metas": [...]}`` entry (like phoenix.js ``list``)."""
+        """One element per key: ``chooser(key, entry)``, or the ``{"metas": [...]}`` entry (phoenix.js ``list``)."""
         with self._lock:
             return list_presences(self._tracker.state, chooser)
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["maxsdk.testing"]
+
 CLIENT_THREAD = re.compile(r"^maxsdk-\d+-(reader|timer|dispatch)$")
 
 

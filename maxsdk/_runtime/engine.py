@@ -368,23 +368,21 @@ class Engine:
 
     def run(self, operation: Callable[[PhoenixSession, float], Any]) -> Any:
         """Run ``operation(session, now)`` under the lock, then act on its output."""
+        session = self._session
         with self._lock:
-            result = operation(self._session, _monotonic())
-            session = self._session
+            result = operation(session, _monotonic())
             if session.completions or session.rejoins_due:
                 completions, rejoins = session.take_output()
             else:
                 completions = rejoins = None
-            following = session.next_deadline()
+            new_deadline = session.take_new_deadline()
         if completions:
             self._complete(completions)
         if rejoins:
             self._rejoin(rejoins)
-        if self._session.outgoing:
+        if session.outgoing:
             self._flush()
-        timer = self._timer
-        if timer is not None and following is not None and following < timer.target:
-            timer.poke()
+        self._poke_timer(new_deadline)
         return result
 
     def push(self, core: ChannelCore, event: str, payload: str | bytes, timeout: float, waiter: PendingReply) -> str:
@@ -392,13 +390,17 @@ class Engine:
         session = self._session
         with self._lock:
             ref = session.push(core, event, payload, _monotonic(), timeout, waiter)
-            following = session.next_deadline()
+            new_deadline = session.take_new_deadline()
         if session.outgoing:
             self._flush()
-        timer = self._timer
-        if timer is not None and following is not None and following < timer.target:
-            timer.poke()
+        self._poke_timer(new_deadline)
         return ref
+
+    def _poke_timer(self, deadline: float) -> None:
+        """Wake the timer if a deadline earlier than the one it sleeps until was set."""
+        timer = self._timer
+        if timer is not None and deadline < timer.target:
+            timer.poke()
 
     def _complete(self, completions: list[Completion]) -> None:
         for waiter, outcome in completions:
@@ -455,6 +457,7 @@ class Engine:
                 session.on_deadline(now)
                 completions, rejoins = session.take_output()
                 close_request = session.close_request
+                session.take_new_deadline()  # next_deadline() below covers it
                 following = session.next_deadline()
             if completions:
                 self._complete(completions)
@@ -647,7 +650,8 @@ class Engine:
         decode_binary = self.serializer.decode_binary
         lock = self._lock
         dispatcher = self._dispatcher
-        assert dispatcher is not None
+        timer = self._timer
+        assert dispatcher is not None and timer is not None
         raw_receivers = signals.message_received.receivers
         debug = frame_log.isEnabledFor(logging.DEBUG)
         while True:
@@ -680,14 +684,13 @@ class Engine:
                 receive(message, now)
                 if session.completions or session.rejoins_due:
                     completions, rejoins = session.take_output()
-                    following = session.next_deadline()
                 else:
                     completions = rejoins = None
+                new_deadline = session.take_new_deadline()
+            if new_deadline < timer.target:
+                timer.poke()
             if completions:
                 self._complete(completions)
-                timer = self._timer
-                if timer is not None and following is not None and following < timer.target:
-                    timer.poke()
             if rejoins:
                 self._rejoin(rejoins)
             if session.outgoing:

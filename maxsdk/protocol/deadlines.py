@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import Generic, Hashable, TypeVar
 
 __all__ = ["Deadlines"]
@@ -21,19 +22,31 @@ K = TypeVar("K", bound=Hashable)
 class Deadlines(Generic[K]):
     """Deadlines keyed by hashable values, earliest first."""
 
-    __slots__ = ("_heap", "_seq", "_when")
+    __slots__ = ("_heap", "_lowest_set", "_seq", "_when")
 
     def __init__(self) -> None:
         self._when: dict[K, float] = {}
         self._heap: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
+        self._lowest_set = math.inf
 
     def set(self, key: K, when: float) -> None:
         """Set (or move) the deadline of ``key`` to the monotonic time ``when``."""
         self._when[key] = when
+        if when < self._lowest_set:
+            self._lowest_set = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
         if len(self._heap) > 64 and len(self._heap) > 4 * len(self._when):
             self._compact()
+
+    def take_lowest_set(self) -> float:
+        """The earliest deadline set since the last call (``inf`` if none); resets it.
+
+        The runtime uses it to wake its timer thread only when a deadline
+        earlier than the one it sleeps until appeared.
+        """
+        lowest, self._lowest_set = self._lowest_set, math.inf
+        return lowest
 
     def cancel(self, key: K) -> None:
         """Forget ``key``; a no-op when it has no deadline."""

@@ -118,6 +118,7 @@ class ChannelCore:
         rejoin_attempt: rejoin retries since the last success (1-based).
         buffer: refs of pushes waiting for the join to complete, in order.
         last_join_response: the response of the last join reply.
+        leave_reason: why the channel is leaving (``"left"``, ``"replaced"``).
 
     """
 
@@ -132,6 +133,7 @@ class ChannelCore:
     rejoin_attempt: int = 0
     buffer: deque[str] = field(default_factory=deque)
     last_join_response: Any = None
+    leave_reason: str = "left"
 
     def apply(self, trigger: Trigger) -> ChannelState:
         """Apply ``trigger``; return the previous state."""

@@ -161,6 +161,10 @@ class PhoenixSession:
         """The earliest monotonic time at which :meth:`on_deadline` has work."""
         return self._deadlines.next()
 
+    def take_new_deadline(self) -> float:
+        """The earliest deadline set since the last call (``inf`` if none)."""
+        return self._deadlines.take_lowest_set()
+
     # -- queries ---------------------------------------------------------------
 
     def new_ref(self) -> str:
@@ -208,7 +212,7 @@ class PhoenixSession:
             self._finish(entry, "lost", None)
         for ch in self.channels():
             if ch.state is _S.LEAVING:
-                self._close_channel(ch, Trigger.CONNECTION_LOST, "left", None)
+                self._close_channel(ch, Trigger.CONNECTION_LOST, ch.leave_reason, None)
             elif ch.state in (_S.JOINING, _S.JOINED):
                 ch.join_sent = False
                 self._change(ch, Trigger.CONNECTION_LOST, reason, None)
@@ -457,7 +461,7 @@ class PhoenixSession:
         assert ch is not None
         if kind is PushKind.LEAVE:
             if ch.state is _S.LEAVING:
-                self._close_channel(ch, Trigger.LEAVE_DONE, "left", None)
+                self._close_channel(ch, Trigger.LEAVE_DONE, ch.leave_reason, None)
             self.completions.append(Completion(entry.waiter, Outcome(status, response, ch.topic, PHX_LEAVE, entry.ref)))
             return
         if ch.join_ref != entry.ref or ch.state is not _S.JOINING:
@@ -508,7 +512,7 @@ class PhoenixSession:
         if ch.state is _S.CLOSED:
             return
         self._emit(ChannelMessage(ch.owner, msg, ch.join_ref))
-        reason = "left" if ch.state is _S.LEAVING else "closed_by_server"
+        reason = ch.leave_reason if ch.state is _S.LEAVING else "closed_by_server"
         if ch.join_waiter is not None:
             self._complete_join_waiter(ch, "closed", msg.payload)
         self._close_channel(ch, Trigger.SERVER_CLOSE, reason, msg.payload)
@@ -547,7 +551,7 @@ class PhoenixSession:
             return
         self.counters["push_timeouts"] += kind is PushKind.PUSH
         if kind is PushKind.LEAVE and entry.channel is not None and entry.channel.state is _S.LEAVING:
-            self._close_channel(entry.channel, Trigger.LEAVE_DONE, "left", None)
+            self._close_channel(entry.channel, Trigger.LEAVE_DONE, entry.channel.leave_reason, None)
         self._finish(entry, "timeout", None)
 
     def _join_wait_expired(self, ch: ChannelCore) -> None:
@@ -581,6 +585,7 @@ class PhoenixSession:
             self._complete_join_waiter(ch, "closed", None)
         self._fail_buffered(ch)
         can_send = self.connected and ch.join_sent and ch.state in (_S.JOINING, _S.JOINED)
+        ch.leave_reason = reason
         self._change(ch, Trigger.LEAVE, reason, None)
         if can_send:
             self._send_leave_frame(ch, now, timeout, waiter)
