@@ -74,11 +74,16 @@ class WireClient:
         return [self.recv_json() for _ in range(count)]
 
     def expect_close(self) -> tuple[int | None, str]:
-        """Read until the server's close frame; returns ``(code, reason)``."""
+        """Read until the server's close frame; returns ``(code, reason)``.
+
+        websocket-client answers the close frame; like a well-behaved client we
+        then close our side of the TCP connection, which ends the handshake.
+        """
         while True:
             try:
                 self.recv()
             except ServerClosedError as closed:
+                self.ws.shutdown()
                 return closed.code, closed.reason
 
     def expect_drop(self) -> None:
