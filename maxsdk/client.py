@@ -150,8 +150,11 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called (the client can be connected again)."""
-        return self._closed
+        """Whether the client is closed: :meth:`close` was called, or it gave up reconnecting.
+
+        A closed client can be connected again with :meth:`connect`.
+        """
+        return self._closed or self._engine.ended
 
     def connect(self, timeout: float | None = None) -> Client:
         """Connect and block until the socket is open.
@@ -187,7 +190,7 @@ class Client:
         self._engine.start()
 
     def _ensure_started(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ClientClosedError("the client is closed")
         if not self._started:
             self.connect()

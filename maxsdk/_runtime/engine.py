@@ -132,6 +132,8 @@ class Engine:
         self._loop_active = False
         self._helpers_running = False
         self._closing = False
+        #: True once the session ended (closed, or gave up reconnecting) until the next start.
+        self.ended = False
         self._fatal: BaseException | None = None
         self._last_error: BaseException | None = None
         self._ever_connected = False
@@ -182,6 +184,7 @@ class Engine:
             if not self._helpers_running:
                 self._start_helpers()
             self._loop_active = True
+            self.ended = False
             self._stop.clear()
             self._fatal = None
             self._connected_since_start = False
@@ -293,6 +296,7 @@ class Engine:
 
     def _end_session(self, state: ConnectionState, reason: str) -> None:
         """Fail every wait, close every channel, move to ``state`` and stop the helpers."""
+        self.ended = True
         with self._lock:
             self._session.shutdown()
             completions, _ = self._session.take_output()

@@ -66,6 +66,7 @@ def test_checklist_02_params_callable_is_evaluated_on_every_attempt(phoenix_serv
     client = fast_client(phoenix_server.url, params=params)
     log = SignalLog(client)
     with client:
+        phoenix_server.wait_for_connections(1)
         phoenix_server.drop_connections()
         log.wait_for("connected", lambda kw: kw["reconnect"])
         opened = [e for e in phoenix_server.events() if e.kind == "opened"]
