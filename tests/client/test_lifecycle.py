@@ -1,0 +1,102 @@
+"""Lifecycle: close joins every thread; no thread or file descriptor leaks across many cycles."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+import pytest
+
+import maxsdk
+from maxsdk import Backoff, Client, ConnectionState
+from tests.client.helpers import SignalLog, fast_client
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_close_joins_every_thread_it_started(phoenix_server):
+    client = Client(phoenix_server.url)
+    client.connect()
+    client.join("room:lobby")
+    threads = client.threads
+    assert {t.name.rsplit("-", 1)[1] for t in threads} == {"reader", "timer", "dispatch"}
+    client.close()
+    assert not any(t.is_alive() for t in threads)
+    assert client.state is ConnectionState.CLOSED
+    client.close()  # idempotent
+
+
+def test_close_leaves_channels_and_fails_pending_pushes(phoenix_server):
+    client = Client(phoenix_server.url)
+    client.connect()
+    room = client.join("room:lobby")
+    pending = room.push_nowait("noreply", {}, timeout=30)
+    client.close()
+    phoenix_server.wait_for_message(event="phx_leave", topic="room:lobby")
+    with pytest.raises((maxsdk.ClientClosedError, maxsdk.ReplyLostError)):
+        pending.wait()
+    with pytest.raises(maxsdk.ClientClosedError):
+        room.push("echo", {})
+
+
+def test_client_can_connect_again_after_close(phoenix_server):
+    client = Client(phoenix_server.url)
+    client.connect()
+    client.close()
+    client.connect()
+    assert client.join("room:lobby").push("echo", {"again": 1}).response == {"again": 1}
+    client.close()
+
+
+def test_joining_connects_a_client_that_was_never_started(phoenix_server):
+    client = Client(phoenix_server.url)
+    try:
+        assert client.join("room:lobby").joined
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_thousand_connect_close_cycles_leave_no_thread_or_fd_behind(phoenix_server):
+    def cycle():
+        with Client(phoenix_server.url) as client:
+            client.join("room:lobby")
+
+    for _ in range(20):  # warm up lazily created resources
+        cycle()
+    gc.collect()
+    threads_before = threading.active_count()
+    fds_before = open_fds()
+    for _ in range(1000):
+        cycle()
+    gc.collect()
+    phoenix_server.wait_for_connections(0, timeout=10)
+    assert threading.active_count() <= threads_before
+    assert open_fds() <= fds_before + 2
+
+
+@pytest.mark.timeout(240)
+def test_a_thousand_reconnects_leave_no_thread_or_fd_behind(phoenix_server):
+    client = fast_client(phoenix_server.url, reconnect=Backoff.constant(0.001))
+    log = SignalLog(client)
+    with client:
+        room = client.join("room:lobby")
+        reader = client.threads[0]
+        gc.collect()
+        threads_before = threading.active_count()
+        fds_before = open_fds()
+        for n in range(1, 1001):
+            phoenix_server.drop_connections()
+            log.wait_for("channel_joined", lambda kw: kw["rejoined"], count=n, timeout=10)
+        assert room.push("echo", {"n": 1000}).response == {"n": 1000}
+        assert client.threads[0] is reader, "the reader thread survives reconnects"
+        gc.collect()
+        mine = [t for t in threading.enumerate() if t.name.startswith(client._engine.name + "-")]
+        assert len(mine) == 3
+        # The server's per-connection threads and sockets come and go; allow for the one in flight.
+        assert threading.active_count() <= threads_before + 2
+        assert open_fds() <= fds_before + 4
+        assert client.diagnostics().reconnects == 1000
