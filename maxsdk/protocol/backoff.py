@@ -141,7 +141,10 @@ class Backoff:
         if self.initial is not None:
             # Avoid float overflow for very large attempt numbers.
             exponent = min(attempt - 1, 64)
-            return float(min(self.cap, self.initial * self.multiplier**exponent))
+            try:
+                return float(min(self.cap, self.initial * self.multiplier**exponent))
+            except OverflowError:
+                return float(self.cap)
         return self.steps[min(attempt, len(self.steps)) - 1]
 
     def delay(self, attempt: int, rng: Callable[[], float] = _random.random) -> float | None:

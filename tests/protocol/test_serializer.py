@@ -289,19 +289,11 @@ def test_encode_payload_is_compact_json() -> None:
     assert V2.encode_payload({"a": [1, 2.5, None, True], "b": "é"}) == '{"a":[1,2.5,null,true],"b":"é"}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: encode_payload accepts lone surrogates; the frame then cannot be UTF-8 encoded for a text frame",
-)
 def test_payload_with_a_lone_surrogate_raises_local_protocol_error() -> None:
     with pytest.raises(LocalProtocolError):
         V2.encode_payload({"a": "\ud800"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: binary field checks call str.encode() unguarded: UnicodeEncodeError instead of LocalProtocolError",
-)
 def test_binary_field_with_a_lone_surrogate_raises_local_protocol_error() -> None:
     with pytest.raises(LocalProtocolError):
         V2.check_binary_fields("t\ud800", "e")

@@ -73,9 +73,12 @@ class Serializer:
                 raise LocalProtocolError(f"binary payloads need vsn 2.0.0 (this connection uses {self.vsn})")
             return bytes(payload)
         try:
-            return _dumps(payload)  # type: ignore[no-any-return]
-        except (TypeError, ValueError, RecursionError) as exc:
+            text: str = _dumps(payload)
+            if not text.isascii():
+                text.encode()  # lone surrogates cannot travel in a UTF-8 text frame
+        except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
             raise LocalProtocolError(f"payload is not JSON-serializable: {exc}") from exc
+        return text
 
     def encode(
         self,
@@ -108,8 +111,8 @@ class Serializer:
 
     def check_binary_fields(self, topic: str, event: str) -> None:
         """Raise :class:`LocalProtocolError` if ``topic``/``event`` cannot go in a binary header."""
-        _check_field("topic", topic.encode())
-        _check_field("event", event.encode())
+        _check_field("topic", _utf8("topic", topic))
+        _check_field("event", _utf8("event", event))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vsn={self.vsn!r})"
@@ -218,6 +221,13 @@ def _checked(join_ref: Any, ref: Any, topic: Any, event: Any, payload: Any, data
     return Message(join_ref, ref, topic, event, payload)
 
 
+def _utf8(name: str, value: str) -> bytes:
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"binary frame {name} is not valid Unicode (lone surrogate)") from None
+
+
 def _check_field(name: str, raw: bytes) -> bytes:
     if len(raw) > _MAX_FIELD:
         raise LocalProtocolError(f"binary frame {name} is {len(raw)} UTF-8 bytes; the limit is 255")
@@ -231,10 +241,10 @@ def encode_binary_push(join_ref: str | None, ref: str | None, topic: str, event:
         LocalProtocolError: a field is longer than 255 UTF-8 bytes.
 
     """
-    j = _check_field("join_ref", (join_ref or "").encode())
-    r = _check_field("ref", (ref or "").encode())
-    t = _check_field("topic", topic.encode())
-    e = _check_field("event", event.encode())
+    j = _check_field("join_ref", _utf8("join_ref", join_ref or ""))
+    r = _check_field("ref", _utf8("ref", ref or ""))
+    t = _check_field("topic", _utf8("topic", topic))
+    e = _check_field("event", _utf8("event", event))
     return b"".join((bytes((KIND_PUSH, len(j), len(r), len(t), len(e))), j, r, t, e, payload))
 
 
