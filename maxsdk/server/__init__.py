@@ -25,7 +25,8 @@ settings=None, connect=None, token=None)``
   default, ``"1.8.3"``, ``"none"``), ``crash_payload``, ``max_channels_per_transport``
   (100), ``idle_timeout`` (60.0 s), ``idle_close_code`` (1000),
   ``disconnect_close_code`` (1001), ``auth_token`` (False),
-  ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0), ``max_frame_size``,
+  ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0), ``handshake_timeout`` (5.0),
+  ``max_frame_size``,
   ``max_workers``, ``record_limit``. ``ServerSettings.phoenix_1_7(**overrides)``
   mimics the Phoenix 1.7.23/Bandit server of the golden recordings.
 
@@ -72,7 +73,7 @@ raising → ``{"reason": "join crashed"}``), ``handle_in(event, payload, socket)
 binary frames (V2).
 
 Pytest fixtures: :mod:`maxsdk.testing` (``pytest_plugins = ["maxsdk.testing"]``).
-Run a demo server: ``python -m maxsdk.server --port 4000``.
+Run it for local development: ``maxsdk serve --port 4000``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .faults import HELD, Faults
 from .message import Frame
+from .redact import redact
 from .timer import Timer
 from .transport import Transport
 
@@ -23,8 +24,8 @@ _PREVIEW = 200
 
 
 def preview(frame: Frame) -> str:
-    """A short, printable form of a frame for DEBUG logs."""
-    text = frame if isinstance(frame, str) else "<binary> " + frame[:64].hex(" ")
+    """A short, printable, redacted form of a frame for DEBUG logs."""
+    text = redact(frame) if isinstance(frame, str) else "<binary> " + frame[:64].hex(" ")
     return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
 
 

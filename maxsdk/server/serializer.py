@@ -11,6 +11,7 @@ the recordings in ``tests/golden``).
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
@@ -31,13 +32,31 @@ def _reject_constant(name: str) -> NoReturn:
     raise MalformedFrameError(f"{name} is not valid JSON")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         if isinstance(exc, MalformedFrameError):
             raise
         raise MalformedFrameError(f"frame is not JSON: {exc}") from exc
+    # Python decodes a lone "\ud800" escape; Jason refuses it (and the frame
+    # could not be sent back as UTF-8). Pairs are fine: they decode to one char.
+    if isinstance(text, str) and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        raise MalformedFrameError("frame contains a lone UTF-16 surrogate escape")
+    return data
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    return False
 
 
 def _ref(value: Any, name: str) -> Ref:

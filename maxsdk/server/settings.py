@@ -49,6 +49,7 @@ class ServerSettings:
         channel_shutdown_timeout: How long a channel may take to shut down
             (duplicate join, connection end) before it is killed; Phoenix waits 5 s.
         close_timeout: How long a server-initiated close waits for the client's close frame.
+        handshake_timeout: How long a new TCP connection may take to send its upgrade request.
         max_frame_size: Largest client frame in bytes; ``None`` = unlimited (Phoenix default).
         max_workers: Upper bound of the worker threads that run channel callbacks.
         record_limit: How many received messages and connection events are kept for tests.
@@ -64,6 +65,7 @@ class ServerSettings:
     auth_token: bool = False
     channel_shutdown_timeout: float = 5.0
     close_timeout: float = 2.0
+    handshake_timeout: float = 5.0
     max_frame_size: int | None = None
     max_workers: int = 256
     record_limit: int = 100_000

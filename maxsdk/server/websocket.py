@@ -37,10 +37,15 @@ from .connect import Accepted, ConnectRequest, Refuse
 from .endpoint import Endpoint
 from .message import Frame
 from .query import decode_query
+from .redact import RedactingFilter
 from .serializer import MalformedFrameError
 from .session import Session
 
 logger = logging.getLogger(__name__)
+
+# The websockets library logs request lines and headers at DEBUG: redact them.
+_library_logger = logging.getLogger("maxsdk.server.websockets")
+_library_logger.addFilter(RedactingFilter())
 
 _BEARER = "base64url.bearer.phx."
 _INTERNAL_ERROR = 1011
@@ -192,7 +197,8 @@ class WebSocketListener:
             close_timeout=settings.close_timeout,
             max_size=settings.max_frame_size,
             create_connection=PhoenixConnection,
-            logger=logging.getLogger("maxsdk.server.websockets"),
+            logger=_library_logger,
+            open_timeout=settings.handshake_timeout,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"maxsdk-server-accept-{self._port}")
         self._thread.start()

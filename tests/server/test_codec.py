@@ -185,3 +185,23 @@ def test_query_params_decode_like_plug() -> None:
     assert decode_query("user[id]=1&user[name]=a%20b") == {"user": {"id": "1", "name": "a b"}}
     assert decode_query("a[]=x&a[]=y&b[0]=p") == {"a": ["x", "y"], "b": {"0": "p"}}
     assert decode_query("empty=&x=1&x=2") == {"empty": "", "x": "2"}
+
+
+def test_lone_surrogates_are_malformed_but_pairs_are_fine() -> None:
+    assert V2.decode(r'[null,"1","t","e",{"a":"\ud83d\ude00"}]').payload == {"a": "😀"}
+    with pytest.raises(MalformedFrameError):
+        V2.decode(r'[null,"1","t","e",{"a":"\ud800x"}]')
+    with pytest.raises(MalformedFrameError):
+        V1.decode(r'{"topic":"t","event":"e","payload":{"\udfff":1},"ref":null}')
+
+
+def test_log_redaction() -> None:
+    from maxsdk.server.redact import redact
+
+    assert redact("GET /socket/websocket?vsn=2.0.0&token=secret&user_id=1") == (
+        "GET /socket/websocket?vsn=2.0.0&token=[REDACTED]&user_id=1"
+    )
+    assert redact('["1","1","room:private","phx_join",{"password":"pw","x":1}]') == (
+        '["1","1","room:private","phx_join",{"password":"[REDACTED]","x":1}]'
+    )
+    assert redact("phoenix, base64url.bearer.phx.czNjcjN0") == "phoenix, base64url.bearer.phx.[REDACTED]"

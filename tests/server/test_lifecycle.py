@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import threading
 import time
 
@@ -134,3 +136,23 @@ def test_no_thread_or_fd_leaks_after_thousands_of_connections() -> None:
     assert threading.active_count() == threads_before
     assert open_fds() <= fds_before + 2
     assert len([e for e in server.events() if e.kind == "closed"]) == 2000
+
+
+def test_silent_tcp_connections_time_out_at_the_handshake(make_server) -> None:
+    server = make_server(settings=ServerSettings(handshake_timeout=0.3))
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # the server gave up on the missing upgrade request
+        assert time.monotonic() - started < 3
+
+
+def test_frames_are_logged_at_debug_without_secrets(make_server, connect, caplog) -> None:
+    server = make_server()
+    with caplog.at_level(logging.DEBUG, logger="maxsdk.server"):
+        client = connect(server, token="hunter2")
+        client.join("room:private", {"password": "pw"})
+        client.recv_many(2)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "room:private" in text
+    assert "hunter2" not in text and '"pw"' not in text
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if "room:private" in r.getMessage())
