@@ -88,15 +88,30 @@ class Dispatcher:
         """Queue an event; never blocks (the ``block`` policy waits in :meth:`wait_for_room`)."""
         queue = self._queue
         if len(queue) >= self._maxsize and self._overflow != "block" and self._droppable(item):
-            if self._overflow == "drop_newest" or not self._droppable(queue[0]):
+            if self._overflow == "drop_newest" or not self._drop_oldest_message():
                 self._count_drop()
                 return
-            queue.popleft()
             self._count_drop()
         queue.append(item)
         if self._idle:
             self._idle = False
             self._wake.set()
+
+    def _drop_oldest_message(self) -> bool:
+        """Remove the oldest droppable event (skipping control events); False if none."""
+        queue = self._queue
+        try:
+            if self._droppable(queue[0]):
+                queue.popleft()
+                return True
+            for queued in list(queue):
+                if self._droppable(queued):
+                    # By value, not index: the dispatcher may pop from the left meanwhile.
+                    queue.remove(queued)
+                    return True
+        except (IndexError, ValueError):  # the dispatcher took it (or emptied the queue) first
+            return True
+        return False
 
     def wait_for_room(self, stop: threading.Event) -> None:
         """With the ``block`` policy, block the calling (reader) thread while the queue is full."""

@@ -656,7 +656,9 @@ class Engine:
         dispatcher = self._dispatcher
         timer = self._timer
         assert dispatcher is not None and timer is not None
-        raw_receivers = signals.message_received.receivers
+        raw_signal = signals.message_received
+        raw_receivers = raw_signal.receivers
+        owner = self.owner
         debug = frame_log.isEnabledFor(logging.DEBUG)
         while True:
             try:
@@ -684,7 +686,7 @@ class Engine:
                 continue
             now = _monotonic()
             with lock:
-                session.emit_raw = bool(raw_receivers)
+                session.emit_raw = bool(raw_receivers) and raw_signal.has_receivers_for(owner)
                 receive(message, now)
                 if session.completions or session.rejoins_due:
                     completions, rejoins = session.take_output()
