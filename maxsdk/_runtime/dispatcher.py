@@ -21,6 +21,7 @@ Drops are counted and reported through the ``messages_dropped`` signal.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import deque
@@ -104,12 +105,12 @@ class Dispatcher:
             if self._droppable(queue[0]):
                 queue.popleft()
                 return True
-            for queued in list(queue):
+            for queued in itertools.islice(queue, 256):
                 if self._droppable(queued):
                     # By value, not index: the dispatcher may pop from the left meanwhile.
                     queue.remove(queued)
                     return True
-        except (IndexError, ValueError):  # the dispatcher took it (or emptied the queue) first
+        except (IndexError, ValueError, RuntimeError):  # the dispatcher popped meanwhile: room was made
             return True
         return False
 
