@@ -7,11 +7,14 @@ A connect handler receives a :class:`ConnectRequest` and returns
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .serializer import Serializer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,8 @@ def accept_all(request: ConnectRequest) -> ConnectDecision:
 def normalize(decision: ConnectDecision) -> Accept | Refuse:
     """Turn a handler's return value into :class:`Accept` or :class:`Refuse`.
 
-    Raises:
-        TypeError: for any other return value or a non-string socket id.
-
+    Like Phoenix, an invalid return value or a socket id that is not a string
+    refuses the connection with 403 (and logs an error).
     """
     if decision is None or decision is True:
         return Accept()
@@ -96,7 +98,9 @@ def normalize(decision: ConnectDecision) -> Accept | Refuse:
     if isinstance(decision, Refuse):
         return decision
     if isinstance(decision, Accept):
-        if decision.socket_id is not None and not isinstance(decision.socket_id, str):
-            raise TypeError(f"socket_id must be a string or None, got {decision.socket_id!r}")
-        return decision
-    raise TypeError(f"a connect handler must return Accept, Refuse or a bool, got {decision!r}")
+        if decision.socket_id is None or isinstance(decision.socket_id, str):
+            return decision
+        logger.error("connect handler returned an invalid socket id %r; expected a string or None", decision.socket_id)
+        return Refuse()
+    logger.error("connect handler returned %r; expected Accept, Refuse or a bool", decision)
+    return Refuse()

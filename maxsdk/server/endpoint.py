@@ -101,7 +101,7 @@ class Endpoint:
         )
         try:
             decision = normalize(self.connect_handler(request))
-        except Exception:
+        except Exception:  # Phoenix answers 500 when connect/3 raises
             logger.error("connect handler failed", exc_info=True)
             return self._refused(request, 500, "connect handler failed")
         if isinstance(decision, Refuse):

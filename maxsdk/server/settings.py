@@ -46,6 +46,8 @@ class ServerSettings:
         idle_close_code: Close code of the idle timeout (Cowboy 1000, Bandit 1002).
         disconnect_close_code: Close code of a socket-id ``disconnect`` (1001 since 1.8.8).
         auth_token: Accept the Phoenix 1.8 ``authToken`` subprotocol (§1.4).
+        allowed_origins: When set, a request whose ``Origin`` header is not in
+            it gets 403 (``check_origin``); requests without ``Origin`` pass.
         channel_shutdown_timeout: How long a channel may take to shut down
             (duplicate join, connection end) before it is killed; Phoenix waits 5 s.
         close_timeout: How long a server-initiated close waits for the client's close frame.
@@ -63,6 +65,7 @@ class ServerSettings:
     idle_close_code: int = 1000
     disconnect_close_code: int = 1001
     auth_token: bool = False
+    allowed_origins: tuple[str, ...] | None = None
     channel_shutdown_timeout: float = 5.0
     close_timeout: float = 2.0
     handshake_timeout: float = 5.0

@@ -240,6 +240,11 @@ class WebSocketListener:
             return self._refuse(connection, base, 400, f"method {request.method} not allowed")
         if self._abrupt:
             connection.abort_on_close = True
+        origin = headers.get("origin")
+        allowed = self._endpoint.settings.allowed_origins
+        if origin is not None and allowed is not None and origin not in allowed:
+            # Requests without an Origin header are not checked, as in Phoenix (§1.5).
+            return self._refuse(connection, base, 403, f"origin {origin!r} not allowed")
         try:
             auth_token = self._auth_token(request.headers)
         except ValueError:

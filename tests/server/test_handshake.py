@@ -177,3 +177,27 @@ def test_connect_info_headers(make_server, connect) -> None:
     assert requests[0].headers["upgrade"].lower() == "websocket"
     assert requests[0].remote_address[0] == "127.0.0.1"
     assert json.dumps(dict(requests[0].params)) == '{"vsn": "2.0.0"}'
+
+
+def test_invalid_connect_results_are_403(make_server) -> None:
+    results = iter([Accept(socket_id=42), "yes"])  # type: ignore[arg-type]
+    server = make_server(connect=lambda request: next(results))
+    assert status_of(f"{server.url}?vsn=2.0.0") == 403
+    assert status_of(f"{server.url}?vsn=2.0.0") == 403
+
+
+def test_origin_check(make_server) -> None:
+    server = make_server(settings=ServerSettings(allowed_origins=("https://app.example",)))
+    assert status_of(f"{server.url}?vsn=2.0.0", origin="https://evil.example") == 403
+    allowed = WireClient.open(f"{server.url}?vsn=2.0.0", origin="https://app.example")
+    try:
+        allowed.heartbeat()
+    finally:
+        allowed.close()
+    # websocket-client sends an Origin by default; without one there is no check.
+    assert status_of(f"{server.url}?vsn=2.0.0") == 403
+    no_origin = WireClient.open(f"{server.url}?vsn=2.0.0", suppress_origin=True)
+    try:
+        no_origin.heartbeat()
+    finally:
+        no_origin.close()
