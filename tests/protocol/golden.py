@@ -13,10 +13,13 @@ frame starts 10 characters after the direction marker.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from maxsdk.protocol.phoenix.message import Message
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 TRANSCRIPT_V2 = GOLDEN / "transcript_v2.txt"
@@ -140,6 +143,28 @@ def parse(path: Path) -> Transcript:
             )
         )
     return transcript
+
+
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def unescape_non_ascii(text: str) -> str:
+    r"""Resolve ``\uXXXX`` escapes of non-ASCII characters.
+
+    The recorder (Python ``json.dumps``) escaped non-ASCII characters; our
+    encoder writes them as UTF-8 (``ensure_ascii=False``), which is the same
+    JSON value. Only escapes of characters >= U+0080 are resolved: ASCII
+    escapes (quotes, control characters) would change the JSON.
+    """
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if int(m.group(1), 16) >= 0x80 else m.group(0), text)
+
+
+def client_fields(frame: Frame) -> Message:
+    """The fields of a recorded client text frame, read with ``json`` only."""
+    value = json.loads(frame.data)
+    if frame.vsn == "2.0.0":
+        return Message(*value)
+    return Message(value.get("join_ref"), value["ref"], value["topic"], value["event"], value["payload"])
 
 
 V2 = parse(TRANSCRIPT_V2)

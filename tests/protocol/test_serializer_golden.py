@@ -8,7 +8,6 @@ decoder, so that a misunderstanding cannot be shared by both sides.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -17,26 +16,13 @@ from maxsdk.errors import LocalProtocolError
 from maxsdk.protocol.phoenix.message import PHX_CLOSE, PHX_ERROR, PHX_REPLY, Message
 from maxsdk.protocol.phoenix.serializer import V1JSONSerializer, serializer_for
 
-from .golden import V1, V2, Frame
+from .golden import V1, V2, Frame, client_fields, unescape_non_ascii
 
 ALL = V2.frames + V1.frames
 SERVER_TEXT = [f for f in ALL if f.direction == "server" and f.kind == "text"]
 CLIENT_TEXT = [f for f in ALL if f.direction == "client" and f.kind == "text" and f.data[:1] in ("[", "{")]
 SERVER_BINARY = [f for f in ALL if f.direction == "server" and f.kind == "binary"]
 CLIENT_BINARY = [f for f in ALL if f.direction == "client" and f.kind == "binary"]
-
-_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-
-
-def unescape_non_ascii(text: str) -> str:
-    r"""Resolve ``\uXXXX`` escapes of non-ASCII characters.
-
-    The recorder (Python ``json.dumps``) escaped non-ASCII characters; our
-    encoder writes them as UTF-8 (``ensure_ascii=False``), which is the same
-    JSON value. Only escapes of characters >= U+0080 are resolved: ASCII
-    escapes (quotes, control characters) would change the JSON.
-    """
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if int(m.group(1), 16) >= 0x80 else m.group(0), text)
 
 
 def expected_server_text(frame: Frame) -> Message:
@@ -50,13 +36,6 @@ def expected_server_text(frame: Frame) -> Message:
         # phx_close/phx_error carry the dead join's ref in `ref`: copied into join_ref.
         join_ref = ref if event in (PHX_CLOSE, PHX_ERROR) else None
     return Message(join_ref, ref, topic, event, payload)
-
-
-def client_fields(frame: Frame) -> Message:
-    value = json.loads(frame.data)
-    if frame.vsn == "2.0.0":
-        return Message(*value)
-    return Message(value.get("join_ref"), value["ref"], value["topic"], value["event"], value["payload"])
 
 
 def test_transcripts_hold_the_expected_frames() -> None:
