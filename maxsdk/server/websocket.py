@@ -1,8 +1,9 @@
-"""The WebSocket transport, on the ``websockets`` library's threaded server.
+"""The WebSocket listener, on the ``websockets`` library's threaded server.
 
 Per connection, ``websockets`` runs a handler thread (our reader: it decodes
 frames and feeds the session) and a thread that reads the socket. Writes from
-any thread go through the connection's protocol lock, one batch at a time.
+any thread go through the connection's protocol lock, one batch at a time
+(see ``ws_connection.py``).
 
 Handshake rules (reference §1.1, §1.2, §1.4, §1.5): the socket answers at
 ``<path>/websocket`` (else 404); non-GET gets 400, a failed upgrade 400; the
@@ -20,26 +21,21 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Event, State
-from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from .connect import Accepted, ConnectRequest, Refuse
+from .connect import ConnectRequest, Refuse
 from .endpoint import Endpoint
-from .message import Frame
 from .query import decode_query
 from .redact import RedactingFilter
 from .serializer import MalformedFrameError
 from .session import Session
+from .ws_connection import PhoenixConnection, WebSocketTransport, close_code
 
 logger = logging.getLogger(__name__)
 
@@ -49,108 +45,6 @@ _library_logger.addFilter(RedactingFilter())
 
 _BEARER = "base64url.bearer.phx."
 _INTERNAL_ERROR = 1011
-
-
-class _PhoenixProtocol(ServerProtocol):
-    """Answers a client's close frame with its code only, as Cowboy and Bandit do.
-
-    ``websockets`` echoes the whole close payload (code and reason); the
-    recorded Phoenix servers answer ``close 1000 'bye'`` with ``03 e8``.
-    """
-
-    def send_frame(self, frame: WsFrame) -> None:
-        if (
-            frame.opcode is Opcode.CLOSE
-            and self.state is State.OPEN
-            and self.close_rcvd is not None
-            and len(frame.data) > 2
-        ):
-            frame = WsFrame(Opcode.CLOSE, frame.data[:2])
-        super().send_frame(frame)
-
-
-class PhoenixConnection(ServerConnection):
-    """A ``websockets`` connection that remembers its handshake and last activity."""
-
-    def __init__(self, sock: socket.socket, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
-        """Same arguments as :class:`websockets.sync.server.ServerConnection`."""
-        self.last_activity = time.monotonic()
-        self.accepted: Accepted | None = None
-        self.abort_on_close = False
-        # serve() builds the protocol itself; specialise it before any frame flows.
-        protocol.__class__ = _PhoenixProtocol
-        super().__init__(sock, protocol, *args, **kwargs)
-
-    def process_event(self, event: Event) -> None:
-        """Note the time of every incoming frame (pings included) for the idle timeout."""
-        self.last_activity = time.monotonic()
-        super().process_event(event)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close gracefully, or drop the TCP connection when the server stops abruptly."""
-        if self.abort_on_close:
-            self.close_socket()
-            return
-        super().close(code, reason)
-
-    def send_data(self) -> None:
-        """Write pending data, coalescing consecutive frames into one ``sendall``."""
-        assert self.protocol_mutex.locked()
-        pending: list[bytes] = []
-        for data in self.protocol.data_to_send():
-            if data:
-                pending.append(data)
-                continue
-            self._flush(pending)
-            pending = []
-            try:
-                self.socket.shutdown(socket.SHUT_WR)
-            except OSError:  # already closed
-                pass
-        self._flush(pending)
-
-    def _flush(self, pending: list[bytes]) -> None:
-        if not pending:
-            return
-        if self.close_deadline is not None:
-            self.socket.settimeout(self.close_deadline.timeout())
-        self.socket.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
-
-
-class WebSocketTransport:
-    """The :class:`~.transport.Transport` of one WebSocket connection."""
-
-    name = "websocket"
-
-    def __init__(self, connection: PhoenixConnection) -> None:
-        """Wrap an open connection."""
-        self.connection = connection
-
-    def write(self, frames: Sequence[Frame]) -> bool:
-        """Queue ``frames`` on the protocol and write them in one go."""
-        conn = self.connection
-        if conn.protocol.state is not State.OPEN:
-            # Writing during the closing handshake would block until it completes.
-            return False
-        protocol = conn.protocol
-        try:
-            with conn.send_context():
-                for frame in frames:
-                    if isinstance(frame, str):
-                        protocol.send_text(frame.encode("utf-8"))
-                    else:
-                        protocol.send_binary(frame)
-        except (ConnectionClosed, OSError):
-            return False
-        return True
-
-    def close(self, code: int, reason: str = "") -> None:
-        """Send a close frame and wait (up to the close timeout) for the client's."""
-        self.connection.close(code, reason)
-
-    def abort(self) -> None:
-        """Close the TCP connection without a close frame."""
-        self.connection.close_socket()
 
 
 class WebSocketListener:
@@ -313,7 +207,7 @@ class WebSocketListener:
             self._read(connection, session)
         finally:
             try:
-                self._endpoint.close_session(session, _close_code(connection))
+                self._endpoint.close_session(session, close_code(connection))
             finally:
                 connection.recv_events_thread.join(self._endpoint.settings.close_timeout + 1.0)
 
@@ -345,17 +239,6 @@ class WebSocketListener:
                 logger.error("conn %d: socket crashed; closing with 1011", session.id, exc_info=True)
                 connection.close(_INTERNAL_ERROR)
                 return
-
-
-def _close_code(connection: PhoenixConnection) -> int:
-    """The close code that ended the connection: ours if we closed first, else the client's."""
-    protocol = connection.protocol
-    sent, rcvd = protocol.close_sent, protocol.close_rcvd
-    if sent is not None and (rcvd is None or protocol.close_rcvd_then_sent is False):
-        return sent.code
-    if rcvd is not None:
-        return rcvd.code
-    return 1006
 
 
 def _flatten(headers: Headers) -> dict[str, str]:
