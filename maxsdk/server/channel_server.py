@@ -53,6 +53,8 @@ class ChannelServer:
         self._mailbox: Mailbox[_Item] = Mailbox(session.endpoint.scheduler, self._handle, active=False)
         self._lock = threading.Lock()
         self._ended = False
+        self.exit_notified = False
+        """Whether the client was sent this incarnation's ``phx_close``/``phx_error``."""
         self._push_encoders: dict[str, Callable[[OutPayload], Frame]] = {}
 
     def __repr__(self) -> str:
@@ -210,6 +212,7 @@ class ChannelServer:
             if self._ended:
                 return
             self._ended = True
+        self.exit_notified = notify
         self._mailbox.close()
         endpoint = self.session.endpoint
         # Unsubscribe first: the client does not see the leave diff of its own dead channel.

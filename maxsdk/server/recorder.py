@@ -223,7 +223,10 @@ class Recorder:
         def reached() -> bool | None:
             return True if len(self._open) == count else None
 
-        self._wait(reached, timeout, f"{count} open connection(s)")
+        try:
+            self._wait(reached, timeout, f"{count} open connection(s)")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} ({len(self._open)} open)") from None
 
     def _wait(self, find: Callable[[], R | None], timeout: float, what: str) -> R:
         deadline = time.monotonic() + timeout

@@ -139,9 +139,11 @@ class Session:
         close_frame: Frame | None = None
         if existing is not None:
             # §3.5: the last join wins; the old incarnation's phx_close goes
-            # out after the new join's reply.
+            # out after the new join's reply, unless it already said goodbye
+            # (it was leaving, or crashed meanwhile).
             self._replace(existing)
-            close_frame = self._exit_frame(existing, graceful=True)
+            if not existing.exit_notified:
+                close_frame = self._exit_frame(existing, graceful=True)
         try:
             self._join_new(message)
         finally:

@@ -203,6 +203,8 @@ class WebSocketListener:
         assert accepted is not None
         transport = WebSocketTransport(connection)
         session = self._endpoint.open_session(accepted, transport)
+        threading.current_thread().name = f"maxsdk-server-conn-{session.id}"
+        connection.recv_events_thread.name = f"maxsdk-server-conn-{session.id}-recv"
         try:
             self._read(connection, session)
         finally:

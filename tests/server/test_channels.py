@@ -385,3 +385,15 @@ def test_room_channel_is_importable_for_custom_routes(make_server, connect) -> N
     assert client.join("lobby")[4]["status"] == "ok"
     client.recv_many(2)
     assert client.join("lobby2", ref="2")[4]["response"] == {"reason": "unmatched topic"}
+
+
+def test_join_while_leaving_sends_one_close_for_the_old_join(server, connect) -> None:
+    client = connect(server)
+    join_room(client, ref="1")
+    client.send(["1", "2", "room:lobby", "phx_leave", {}])
+    client.send(["3", "3", "room:lobby", "phx_join", {}])
+    frames = client.recv_many(5)
+    events = [(f[0], f[1], f[3]) for f in frames]
+    assert events.count(("1", "1", "phx_close")) == 1
+    assert ("1", "2", "phx_reply") in events and ("3", "3", "phx_reply") in events
+    client.heartbeat()
