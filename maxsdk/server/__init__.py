@@ -24,11 +24,15 @@ settings=None, connect=None, token=None)``
 * ``settings``: :class:`ServerSettings` (frozen): ``join_ref_check`` (``"1.8.12"``
   default, ``"1.8.3"``, ``"none"``), ``crash_payload``, ``max_channels_per_transport``
   (100), ``idle_timeout`` (60.0 s), ``idle_close_code`` (1000),
-  ``disconnect_close_code`` (1001), ``auth_token`` (False), ``allowed_origins`` (None),
-  ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0), ``handshake_timeout`` (5.0),
-  ``max_frame_size``,
-  ``max_workers``, ``record_limit``. ``ServerSettings.phoenix_1_7(**overrides)``
-  mimics the Phoenix 1.7.23/Bandit server of the golden recordings.
+  ``disconnect_close_code`` (1001), ``auth_token`` (False), ``allowed_origins``
+  (None), ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0),
+  ``handshake_timeout`` (5.0), ``max_frame_size``, ``max_workers``, ``record_limit``.
+  ``ServerSettings.phoenix_1_7(**overrides)`` mimics the Phoenix 1.7.23/Bandit
+  server of the golden recordings.
+
+Threads: one accept thread, two per connection (``websockets``' reader and our
+frame handler, which also runs ``join``), one timer, and an elastic worker pool
+running channel mailboxes (no thread per channel). ``stop()`` joins them all.
 
 Lifecycle: ``start()`` (returns self), ``stop(*, abrupt=False, code=1012, reason="")``
 (abrupt = no close frames), ``restart()``, context manager, ``url``, ``port``
