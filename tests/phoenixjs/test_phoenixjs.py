@@ -46,7 +46,8 @@ def run_phoenixjs(node: str, *endpoints: str) -> dict[str, Any]:
     assert lines, f"no output from node (rc={completed.returncode}): {completed.stderr}"
     output: dict[str, Any] = json.loads(lines[-1])
     assert output["ok"], f"{output.get('error')}\nresults so far: {output.get('results')}\n{completed.stderr}"
-    return output["results"]
+    results: dict[str, Any] = output["results"]
+    return results
 
 
 @pytest.mark.timeout(360)

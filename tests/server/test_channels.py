@@ -8,21 +8,24 @@ from typing import Any
 
 import pytest
 
-from maxsdk.server import Channel, ChannelSocket, Reply, ServerSettings, Stop, error, ok
+from maxsdk.server import Channel, ChannelSocket, JoinRefCheck, PhoenixServer, Reply, ServerSettings, Stop, error, ok
 from maxsdk.server.reference_app import EchoChannel, RoomChannel
+
+from .conftest import ClientFactory, ServerFactory
+from .wire import WireClient
 
 OK_EMPTY = {"response": {}, "status": "ok"}
 UNMATCHED = {"response": {"reason": "unmatched topic"}, "status": "error"}
 
 
-def join_room(client, topic: str = "room:lobby", ref: str = "1", payload: Any = None) -> list[Any]:
+def join_room(client: WireClient, topic: str = "room:lobby", ref: str = "1", payload: Any = None) -> list[Any]:
     """Join a reference room; returns [reply, presence_diff, presence_state]."""
     reply = client.join(topic, payload, ref=ref)
     assert reply[4]["status"] == "ok", reply
     return [reply, *client.recv_many(2)]
 
 
-def test_join_reply_then_presence(server, connect) -> None:
+def test_join_reply_then_presence(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     reply, diff, state = join_room(client)
     assert reply == ["1", "1", "room:lobby", "phx_reply", {"response": {"joined": "room:lobby"}, "status": "ok"}]
@@ -31,7 +34,7 @@ def test_join_reply_then_presence(server, connect) -> None:
     assert list(state[4]) == ["anon"]
 
 
-def test_replies_carry_the_channel_join_ref_and_the_message_ref(server, connect) -> None:
+def test_replies_carry_the_channel_join_ref_and_the_message_ref(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, ref="5")
     client.send(["5", "6", "room:lobby", "echo", {"a": 1}])
@@ -42,13 +45,13 @@ def test_replies_carry_the_channel_join_ref_and_the_message_ref(server, connect)
     assert client.recv_json()[4] == {"response": {"event": "no_such", "reason": "unknown event"}, "status": "error"}
 
 
-def test_heartbeat_with_null_ref(server, connect) -> None:
+def test_heartbeat_with_null_ref(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     client.send([None, None, "phoenix", "heartbeat", {}])
     assert client.recv_json() == [None, None, "phoenix", "phx_reply", OK_EMPTY]
 
 
-def test_unmatched_topics(server, connect) -> None:
+def test_unmatched_topics(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     client.send(["3", "3", "nope:topic", "phx_join", {}])
     assert client.recv_json() == [None, "3", "nope:topic", "phx_reply", UNMATCHED]
@@ -60,7 +63,7 @@ def test_unmatched_topics(server, connect) -> None:
     client.heartbeat()
 
 
-def test_leave_replies_then_closes(server, connect) -> None:
+def test_leave_replies_then_closes(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, "room:x", ref="11")
     client.send(["11", "12", "room:x", "phx_leave", {}])
@@ -70,7 +73,7 @@ def test_leave_replies_then_closes(server, connect) -> None:
     assert client.recv_json() == [None, "13", "room:x", "phx_reply", UNMATCHED]
 
 
-def test_duplicate_join_reply_first_then_close_of_the_old_join(server, connect) -> None:
+def test_duplicate_join_reply_first_then_close_of_the_old_join(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, ref="16")
     client.send(["17", "17", "room:lobby", "phx_join", {}])
@@ -82,7 +85,9 @@ def test_duplicate_join_reply_first_then_close_of_the_old_join(server, connect) 
     assert state[0] == "17" and len(state[4]["anon"]["metas"]) == 1
 
 
-def test_duplicate_join_waits_for_the_old_channel_and_calls_terminate(make_server, connect) -> None:
+def test_duplicate_join_waits_for_the_old_channel_and_calls_terminate(
+    make_server: ServerFactory, connect: ClientFactory
+) -> None:
     terminated: list[tuple[str, Any]] = []
 
     class Tracked(Channel):
@@ -97,7 +102,7 @@ def test_duplicate_join_waits_for_the_old_channel_and_calls_terminate(make_serve
     assert terminated == [("shutdown:duplicate_join", "1")]
 
 
-def test_failed_duplicate_join_still_closes_the_old_one(make_server, connect) -> None:
+def test_failed_duplicate_join_still_closes_the_old_one(make_server: ServerFactory, connect: ClientFactory) -> None:
     class Once(Channel):
         joins = 0
 
@@ -114,7 +119,7 @@ def test_failed_duplicate_join_still_closes_the_old_one(make_server, connect) ->
     assert client.recv_json() == [None, "3", "t:1", "phx_reply", UNMATCHED]
 
 
-def stale_outcome(client, join_ref: Any, ref: str) -> Any:
+def stale_outcome(client: WireClient, join_ref: Any, ref: str) -> Any:
     """Send an echo with ``join_ref``; the echo reply, or None if it was dropped (heartbeat barrier).
 
     The join_ref check runs on the reader thread before the heartbeat is read,
@@ -134,7 +139,9 @@ def stale_outcome(client, join_ref: Any, ref: str) -> Any:
     ("mode", "stale", "null"),
     [("1.8.12", False, True), ("1.8.3", False, False), ("none", True, True)],
 )
-def test_stale_join_ref_modes(make_server, connect, mode: str, stale: bool, null: bool) -> None:
+def test_stale_join_ref_modes(
+    make_server: ServerFactory, connect: ClientFactory, mode: JoinRefCheck, stale: bool, null: bool
+) -> None:
     server = make_server(settings=ServerSettings(join_ref_check=mode))
     client = connect(server)
     join_room(client, ref="17")
@@ -146,7 +153,7 @@ def test_stale_join_ref_modes(make_server, connect, mode: str, stale: bool, null
     assert stale_outcome(client, "17", "3") is not None
 
 
-def test_stale_leave_is_ignored_without_join_ref_check(make_server, connect) -> None:
+def test_stale_leave_is_ignored_without_join_ref_check(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(join_ref_check="none"))
     client = connect(server)
     join_room(client, ref="17")
@@ -155,7 +162,7 @@ def test_stale_leave_is_ignored_without_join_ref_check(make_server, connect) -> 
     assert client.recv_json()[1] == "2"
 
 
-def test_max_channels_per_transport(make_server, connect) -> None:
+def test_max_channels_per_transport(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(max_channels_per_transport=3))
     client = connect(server)
     for n in range(3):
@@ -175,7 +182,7 @@ def test_max_channels_per_transport(make_server, connect) -> None:
     assert client.join("echo:3", ref="6")[4]["status"] == "ok"
 
 
-def test_default_limit_is_100(server, connect) -> None:
+def test_default_limit_is_100(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     for n in range(100):
         client.send([str(n), str(n), f"echo:{n}", "phx_join", {}])
@@ -184,7 +191,7 @@ def test_default_limit_is_100(server, connect) -> None:
     assert client.join("echo:100", ref="x")[4]["response"] == {"reason": "too many channels joined"}
 
 
-def test_crash_sends_phx_error_and_the_channel_is_gone(server, connect) -> None:
+def test_crash_sends_phx_error_and_the_channel_is_gone(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, ref="1")
     client.send(["1", "15", "room:lobby", "crash", {}])
@@ -194,7 +201,7 @@ def test_crash_sends_phx_error_and_the_channel_is_gone(server, connect) -> None:
     join_room(client, ref="17")
 
 
-def test_legacy_crash_payload(make_server, connect) -> None:
+def test_legacy_crash_payload(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(crash_payload={}))
     client = connect(server)
     join_room(client, ref="1")
@@ -202,14 +209,14 @@ def test_legacy_crash_payload(make_server, connect) -> None:
     assert client.recv_json() == ["1", "1", "room:lobby", "phx_error", {}]
 
 
-def test_join_crash_and_refusal(server, connect) -> None:
+def test_join_crash_and_refusal(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     assert client.join("room:crash_on_join", ref="13")[4] == {"response": {"reason": "join crashed"}, "status": "error"}
     assert client.join("room:private", {"password": "nope"}, ref="10")[4]["response"] == {"reason": "unauthorized"}
     join_room(client, "room:private", ref="11", payload={"password": "pw"})
 
 
-def test_stop_with_and_without_reply(server, connect) -> None:
+def test_stop_with_and_without_reply(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, "room:c1", ref="19")
     client.send(["19", "20", "room:c1", "close_channel", {}])
@@ -230,7 +237,9 @@ class Stopper(Channel):
 @pytest.mark.parametrize(
     ("reason", "exit_event"), [("shutdown", "phx_close"), ("shutdown:bye", "phx_close"), ("boom", "phx_error")]
 )
-def test_stop_reason_decides_close_or_error(make_server, connect, reason: str, exit_event: str) -> None:
+def test_stop_reason_decides_close_or_error(
+    make_server: ServerFactory, connect: ClientFactory, reason: str, exit_event: str
+) -> None:
     server = make_server([("s:*", Stopper)])
     client = connect(server)
     client.join("s:1", ref="1")
@@ -241,7 +250,9 @@ def test_stop_reason_decides_close_or_error(make_server, connect, reason: str, e
     assert client.recv_json()[3] == exit_event
 
 
-def test_slow_handler_blocks_neither_heartbeats_nor_other_channels(server, connect) -> None:
+def test_slow_handler_blocks_neither_heartbeats_nor_other_channels(
+    server: PhoenixServer, connect: ClientFactory
+) -> None:
     client = connect(server)
     join_room(client, "room:a", ref="1")
     join_room(client, "room:b", ref="2")
@@ -258,7 +269,7 @@ def test_slow_handler_blocks_neither_heartbeats_nor_other_channels(server, conne
     assert time.monotonic() - started >= 1.5
 
 
-def test_broadcast_reaches_every_subscriber(server, connect) -> None:
+def test_broadcast_reaches_every_subscriber(server: PhoenixServer, connect: ClientFactory) -> None:
     alice, bob = connect(server, user_id="alice"), connect(server, user_id="bob")
     join_room(alice, ref="1")
     join_room(bob, ref="9")
@@ -277,7 +288,7 @@ class Gossip(Channel):
         return ok({"sent": sent})
 
 
-def test_broadcast_from_skips_the_sender(make_server, connect) -> None:
+def test_broadcast_from_skips_the_sender(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server([("g:*", Gossip)])
     one, two = connect(server), connect(server)
     one.join("g:1")
@@ -287,7 +298,7 @@ def test_broadcast_from_skips_the_sender(make_server, connect) -> None:
     assert two.recv_json() == [None, None, "g:1", "psst", {"a": 1}]
 
 
-def test_binary_kinds(server, connect) -> None:
+def test_binary_kinds(server: PhoenixServer, connect: ClientFactory) -> None:
     client, other = connect(server), connect(server, user_id="o")
     join_room(client, ref="17")
     join_room(other, ref="3")
@@ -305,7 +316,7 @@ def test_binary_kinds(server, connect) -> None:
     assert client.recv_json() == ["17", "26", "room:lobby", "phx_reply", OK_EMPTY]
 
 
-def test_v1_binary_push_crashes_the_channel(server, connect) -> None:
+def test_v1_binary_push_crashes_the_channel(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server, vsn="1.0.0")
     client.send({"topic": "room:lobby", "event": "phx_join", "payload": {}, "ref": "1", "join_ref": "1"})
     client.recv_many(3)
@@ -314,14 +325,14 @@ def test_v1_binary_push_crashes_the_channel(server, connect) -> None:
     assert client.recv_json() == crashed
 
 
-def test_v1_binary_frame_closes_with_1011(server, connect) -> None:
+def test_v1_binary_frame_closes_with_1011(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server, vsn="1.0.0")
     client.send(bytes([0, 1, 1, 10, 4]) + b"12room:lobbyecho")
     assert client.expect_close() == (1011, "")
 
 
 @pytest.mark.parametrize("frame", ["this is not json", '["1","1","room:lobby"]', '{"a":1}', "[1,2,3,4,5]"])
-def test_malformed_frames_close_with_1011(server, connect, frame: str) -> None:
+def test_malformed_frames_close_with_1011(server: PhoenixServer, connect: ClientFactory, frame: str) -> None:
     client = connect(server)
     client.send(frame)
     assert client.expect_close() == (1011, "")
@@ -343,7 +354,7 @@ class Later(Channel):
         return None
 
 
-def test_async_reply_via_socket_ref(make_server, connect) -> None:
+def test_async_reply_via_socket_ref(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server([("l:*", Later)])
     client = connect(server)
     client.join("l:1", ref="1")
@@ -358,14 +369,14 @@ class PushInJoin(Channel):
         return None
 
 
-def test_push_during_join_is_an_error_like_phoenix(make_server, connect) -> None:
+def test_push_during_join_is_an_error_like_phoenix(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server([("p:*", PushInJoin)])
     client = connect(server)
     assert client.join("p:1")[4] == {"response": {"reason": "join crashed"}, "status": "error"}
 
 
 @pytest.mark.timeout(60)
-def test_a_thousand_channels_on_one_connection(make_server, connect) -> None:
+def test_a_thousand_channels_on_one_connection(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server([("echo:*", EchoChannel)], settings=ServerSettings(max_channels_per_transport=None))
     client = connect(server)
     threads_before = threading.active_count()
@@ -379,7 +390,7 @@ def test_a_thousand_channels_on_one_connection(make_server, connect) -> None:
     assert threading.active_count() - threads_before < 64
 
 
-def test_room_channel_is_importable_for_custom_routes(make_server, connect) -> None:
+def test_room_channel_is_importable_for_custom_routes(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server([("lobby", RoomChannel)])
     client = connect(server)
     assert client.join("lobby")[4]["status"] == "ok"
@@ -387,7 +398,7 @@ def test_room_channel_is_importable_for_custom_routes(make_server, connect) -> N
     assert client.join("lobby2", ref="2")[4]["response"] == {"reason": "unmatched topic"}
 
 
-def test_join_while_leaving_sends_one_close_for_the_old_join(server, connect) -> None:
+def test_join_while_leaving_sends_one_close_for_the_old_join(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client, ref="1")
     client.send(["1", "2", "room:lobby", "phx_leave", {}])

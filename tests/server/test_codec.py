@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -107,7 +108,9 @@ def test_binary_reply_layout(join_ref: str, ref: str, topic: str, status: str, p
 
 
 @given(st.none() | short_text, st.none() | short_text, short_text, short_text, st.dictionaries(short_text, json_values))
-def test_v2_text_roundtrip(join_ref: str | None, ref: str | None, topic: str, event: str, payload: dict) -> None:
+def test_v2_text_roundtrip(
+    join_ref: str | None, ref: str | None, topic: str, event: str, payload: dict[str, Any]
+) -> None:
     text = json.dumps([join_ref, ref, topic, event, payload])
     assert V2.decode(text) == Message(join_ref, ref, topic, event, payload)
     pushed = json.loads(V2.encode_push(join_ref, topic, event, payload))

@@ -8,13 +8,16 @@ import time
 import pytest
 import websocket
 
+from maxsdk.server import PhoenixServer
+
+from .conftest import ClientFactory, ServerFactory
 from .test_channels import UNMATCHED, join_room
 from .wire import WireClient
 
 HB_OK = {"response": {}, "status": "ok"}
 
 
-def test_drop_connections(server, connect) -> None:
+def test_drop_connections(server: PhoenixServer, connect: ClientFactory) -> None:
     one, two = connect(server), connect(server)
     server.wait_for_connections(2)
     assert server.drop_connections() == 2
@@ -24,7 +27,7 @@ def test_drop_connections(server, connect) -> None:
     assert [e.code for e in server.events() if e.kind == "closed"] == [1006, 1006]
 
 
-def test_close_connections_with_code(server, connect) -> None:
+def test_close_connections_with_code(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     server.wait_for_connections(1)
     reading = []
@@ -37,7 +40,7 @@ def test_close_connections_with_code(server, connect) -> None:
     server.wait_for_connections(0)
 
 
-def test_heartbeats_pause_and_resume(server, connect) -> None:
+def test_heartbeats_pause_and_resume(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client)
     server.pause_heartbeats()
@@ -49,7 +52,7 @@ def test_heartbeats_pause_and_resume(server, connect) -> None:
     client.heartbeat("h2")
 
 
-def test_delay_replies(server, connect) -> None:
+def test_delay_replies(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client)
     server.delay_replies(0.8)
@@ -67,7 +70,7 @@ def test_delay_replies(server, connect) -> None:
     client.heartbeat()
 
 
-def test_withhold_and_release_replies(server, connect) -> None:
+def test_withhold_and_release_replies(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client)
     server.withhold_replies()
@@ -85,7 +88,7 @@ def test_withhold_and_release_replies(server, connect) -> None:
     client.heartbeat("h2")
 
 
-def test_refuse_and_allow_joins(server, connect) -> None:
+def test_refuse_and_allow_joins(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     server.refuse_joins("room:secret*", reason="maintenance")
     assert client.join("room:secret1", ref="1")[4] == {"response": {"reason": "maintenance"}, "status": "error"}
@@ -98,7 +101,7 @@ def test_refuse_and_allow_joins(server, connect) -> None:
     join_room(client, "room:secret1", ref="5")
 
 
-def test_refuse_connections_until_accepted(server, connect) -> None:
+def test_refuse_connections_until_accepted(server: PhoenixServer, connect: ClientFactory) -> None:
     server.refuse_connections(503)
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(server.url + "?vsn=2.0.0", timeout=5)
@@ -111,7 +114,7 @@ def test_refuse_connections_until_accepted(server, connect) -> None:
     connect(server).heartbeat()
 
 
-def test_send_raw_frames(server, connect) -> None:
+def test_send_raw_frames(server: PhoenixServer, connect: ClientFactory) -> None:
     one, two = connect(server), connect(server)
     server.wait_for_connections(2)
     assert server.send_raw("this is not json") == 2
@@ -122,7 +125,7 @@ def test_send_raw_frames(server, connect) -> None:
     assert one.recv() == b"\x07\x00garbage"
 
 
-def test_crash_channel_by_topic(server, connect) -> None:
+def test_crash_channel_by_topic(server: PhoenixServer, connect: ClientFactory) -> None:
     one, two = connect(server, user_id="a"), connect(server, user_id="b")
     join_room(one, ref="1")
     join_room(two, ref="9")
@@ -137,7 +140,7 @@ def test_crash_channel_by_topic(server, connect) -> None:
     assert server.crash_channel("room:lobby") == 0
 
 
-def test_crash_channel_while_a_handler_is_busy(server, connect) -> None:
+def test_crash_channel_while_a_handler_is_busy(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server)
     join_room(client)
     client.send(["1", "2", "room:lobby", "slow", {"ms": 500}])
@@ -148,7 +151,7 @@ def test_crash_channel_while_a_handler_is_busy(server, connect) -> None:
     join_room(client, ref="3")
 
 
-def test_reset_faults(server, connect) -> None:
+def test_reset_faults(server: PhoenixServer, connect: ClientFactory) -> None:
     server.pause_heartbeats()
     server.refuse_joins()
     server.delay_replies(5)
@@ -158,7 +161,7 @@ def test_reset_faults(server, connect) -> None:
     join_room(client)
 
 
-def test_drop_me_and_kick_me(server, connect) -> None:
+def test_drop_me_and_kick_me(server: PhoenixServer, connect: ClientFactory) -> None:
     dropper = connect(server, user_id="dropper")
     join_room(dropper, "room:drop")
     dropper.send(["1", "2", "room:drop", "drop_me", {}])
@@ -171,7 +174,7 @@ def test_drop_me_and_kick_me(server, connect) -> None:
     assert kicked.expect_close() == (1001, "")
 
 
-def test_faults_survive_a_restart(make_server) -> None:
+def test_faults_survive_a_restart(make_server: ServerFactory) -> None:
     server = make_server()
     server.refuse_connections(503)
     server.restart(abrupt=True)

@@ -14,6 +14,7 @@ import websocket
 
 from maxsdk.server import PhoenixServer, ServerSettings
 
+from .conftest import ServerFactory
 from .transcript import GOLDEN, Section, Step, normalize, parse
 from .wire import WireClient
 
@@ -89,7 +90,7 @@ class Replay:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("name", TRANSCRIPTS)
-def test_transcript_replays(make_server, name: str) -> None:
+def test_transcript_replays(make_server: ServerFactory, name: str) -> None:
     server = make_server(token="secret", settings=ServerSettings.phoenix_1_7(idle_timeout=0.8))
     sections = parse(GOLDEN / name)
     assert len(sections) > 20

@@ -5,16 +5,21 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+from typing import Any
 
 import pytest
 import websocket
 
-from maxsdk.server import Accept, ConnectRequest, Refuse, ServerSettings
+from maxsdk.server import Accept, ConnectRequest, PhoenixServer, Refuse, ServerSettings
+from maxsdk.server.connect import ConnectDecision
 
+from .conftest import ClientFactory, ServerFactory
 from .wire import WireClient
 
 
-def raw_request(server, path: str, method: str = "GET", headers: dict[str, str] | None = None):
+def raw_request(
+    server: PhoenixServer, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str]]:
     """Send one HTTP request by hand; returns the response (status, headers)."""
     conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
     try:
@@ -34,13 +39,13 @@ UPGRADE = {
 }
 
 
-def status_of(url: str, **options) -> int:
+def status_of(url: str, **options: Any) -> int:
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(url, timeout=5, **options)
     return refused.value.status_code
 
 
-def test_vsn_absent_means_v1_objects(server, connect) -> None:
+def test_vsn_absent_means_v1_objects(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server, vsn=None)
     client.send({"topic": "room:lobby", "event": "phx_join", "payload": {}, "ref": "1"})
     assert client.recv_json() == {
@@ -54,13 +59,13 @@ def test_vsn_absent_means_v1_objects(server, connect) -> None:
 
 
 @pytest.mark.parametrize("vsn", ["3.0.0", "123.1.1", "abc", "2.0"])
-def test_unsupported_or_invalid_vsn_is_403(server, vsn: str) -> None:
+def test_unsupported_or_invalid_vsn_is_403(server: PhoenixServer, vsn: str) -> None:
     assert status_of(f"{server.url}?vsn={vsn}") == 403
     refused = server.wait_for_event(lambda e: e.kind == "refused")
     assert refused.status == 403 and refused.params == {"vsn": vsn}
 
 
-def test_reference_token(make_server, connect) -> None:
+def test_reference_token(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(token="secret")
     assert status_of(f"{server.url}?vsn=2.0.0&token=wrong") == 403
     assert status_of(f"{server.url}?vsn=2.0.0") == 403
@@ -71,10 +76,10 @@ def test_reference_token(make_server, connect) -> None:
     assert opened.params == {"token": "secret", "user_id": "u1", "vsn": "2.0.0"}
 
 
-def test_connect_handler_statuses_and_params(make_server, connect) -> None:
+def test_connect_handler_statuses_and_params(make_server: ServerFactory, connect: ClientFactory) -> None:
     seen: list[ConnectRequest] = []
 
-    def handler(request: ConnectRequest):
+    def handler(request: ConnectRequest) -> ConnectDecision:
         seen.append(request)
         if request.params.get("mode") == "busy":
             return Refuse(429)
@@ -95,7 +100,7 @@ def test_connect_handler_statuses_and_params(make_server, connect) -> None:
     assert seen[-1].transport == "websocket"
 
 
-def test_wrong_path_is_404_and_non_get_is_400(server) -> None:
+def test_wrong_path_is_404_and_non_get_is_400(server: PhoenixServer) -> None:
     assert raw_request(server, "/nope/websocket?vsn=2.0.0", headers=UPGRADE)[0] == 404
     assert raw_request(server, "/socket/websocket?vsn=2.0.0", "POST", headers=UPGRADE)[0] == 400
     assert raw_request(server, "/socket/websocket?vsn=2.0.0", "DELETE", headers=UPGRADE)[0] == 400
@@ -105,7 +110,7 @@ def test_wrong_path_is_404_and_non_get_is_400(server) -> None:
     assert statuses[:3] == [404, 400, 400]
 
 
-def test_custom_path(make_server) -> None:
+def test_custom_path(make_server: ServerFactory) -> None:
     server = make_server(path="/live/")
     assert server.url.endswith("/live/websocket")
     client = WireClient.open(server.url + "?vsn=2.0.0")
@@ -119,10 +124,10 @@ def bearer(token: str) -> str:
     return "base64url.bearer.phx." + base64.b64encode(token.encode()).decode().rstrip("=")
 
 
-def test_auth_token_subprotocol(make_server, connect) -> None:
+def test_auth_token_subprotocol(make_server: ServerFactory, connect: ClientFactory) -> None:
     tokens: list[str | None] = []
 
-    def handler(request: ConnectRequest):
+    def handler(request: ConnectRequest) -> ConnectDecision:
         tokens.append(request.auth_token)
         return request.auth_token == "tok/en+?"
 
@@ -138,14 +143,14 @@ def test_auth_token_subprotocol(make_server, connect) -> None:
     assert tokens == ["tok/en+?", "wrong"]
 
 
-def test_auth_token_disabled_selects_no_subprotocol(server) -> None:
+def test_auth_token_disabled_selects_no_subprotocol(server: PhoenixServer) -> None:
     headers = {**UPGRADE, "Sec-WebSocket-Protocol": "phoenix, " + bearer("t")}
     status, response_headers = raw_request(server, "/socket/websocket?vsn=2.0.0", headers=headers)
     assert status == 101
     assert "sec-websocket-protocol" not in response_headers
 
 
-def test_socket_id_disconnect_closes_every_matching_connection(server, connect) -> None:
+def test_socket_id_disconnect_closes_every_matching_connection(server: PhoenixServer, connect: ClientFactory) -> None:
     first = connect(server, user_id="u")
     second = connect(server, user_id="u")
     other = connect(server, user_id="v")
@@ -159,7 +164,7 @@ def test_socket_id_disconnect_closes_every_matching_connection(server, connect) 
     assert closed == [1001, 1001]
 
 
-def test_disconnect_close_code_is_configurable(make_server, connect) -> None:
+def test_disconnect_close_code_is_configurable(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(disconnect_close_code=1000))
     client = connect(server, user_id="k")
     assert client.join("room:lobby")[4]["status"] == "ok"
@@ -169,9 +174,14 @@ def test_disconnect_close_code_is_configurable(make_server, connect) -> None:
     assert client.expect_close() == (1000, "")
 
 
-def test_connect_info_headers(make_server, connect) -> None:
+def test_connect_info_headers(make_server: ServerFactory, connect: ClientFactory) -> None:
     requests: list[ConnectRequest] = []
-    server = make_server(connect=lambda r: requests.append(r) or True)
+
+    def remember(request: ConnectRequest) -> bool:
+        requests.append(request)
+        return True
+
+    server = make_server(connect=remember)
     client = connect(server)
     client.heartbeat()
     assert requests[0].headers["upgrade"].lower() == "websocket"
@@ -179,14 +189,14 @@ def test_connect_info_headers(make_server, connect) -> None:
     assert json.dumps(dict(requests[0].params)) == '{"vsn": "2.0.0"}'
 
 
-def test_invalid_connect_results_are_403(make_server) -> None:
+def test_invalid_connect_results_are_403(make_server: ServerFactory) -> None:
     results = iter([Accept(socket_id=42), "yes"])  # type: ignore[arg-type]
     server = make_server(connect=lambda request: next(results))
     assert status_of(f"{server.url}?vsn=2.0.0") == 403
     assert status_of(f"{server.url}?vsn=2.0.0") == 403
 
 
-def test_origin_check(make_server) -> None:
+def test_origin_check(make_server: ServerFactory) -> None:
     server = make_server(settings=ServerSettings(allowed_origins=("https://app.example",)))
     assert status_of(f"{server.url}?vsn=2.0.0", origin="https://evil.example") == 403
     allowed = WireClient.open(f"{server.url}?vsn=2.0.0", origin="https://app.example")

@@ -13,6 +13,7 @@ import websocket
 
 from maxsdk.server import PhoenixServer, ServerSettings
 
+from .conftest import ClientFactory, ServerFactory
 from .test_channels import join_room
 from .wire import WireClient
 
@@ -39,7 +40,7 @@ def test_context_manager_starts_and_stops() -> None:
         websocket.create_connection(server.url, timeout=2)
 
 
-def test_idle_timeout_closes_with_the_configured_code(make_server, connect) -> None:
+def test_idle_timeout_closes_with_the_configured_code(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(idle_timeout=0.3))
     client = connect(server)
     started = time.monotonic()
@@ -49,7 +50,7 @@ def test_idle_timeout_closes_with_the_configured_code(make_server, connect) -> N
     assert connect(bandit).expect_close() == (1002, "")
 
 
-def test_any_frame_resets_the_idle_timer(make_server, connect) -> None:
+def test_any_frame_resets_the_idle_timer(make_server: ServerFactory, connect: ClientFactory) -> None:
     server = make_server(settings=ServerSettings(idle_timeout=0.5))
     client = connect(server)
     deadline = time.monotonic() + 1.2
@@ -61,7 +62,7 @@ def test_any_frame_resets_the_idle_timer(make_server, connect) -> None:
     assert server.connections
 
 
-def test_stop_closes_with_1012_and_restarts_on_the_same_port(make_server) -> None:
+def test_stop_closes_with_1012_and_restarts_on_the_same_port(make_server: ServerFactory) -> None:
     server = make_server()
     port = server.port
     client = WireClient.open(server.url + "?vsn=2.0.0")
@@ -85,7 +86,7 @@ def test_stop_closes_with_1012_and_restarts_on_the_same_port(make_server) -> Non
         client.close()
 
 
-def test_abrupt_stop_drops_connections(make_server) -> None:
+def test_abrupt_stop_drops_connections(make_server: ServerFactory) -> None:
     server = make_server()
     client = WireClient.open(server.url + "?vsn=2.0.0")
     try:
@@ -99,7 +100,7 @@ def test_abrupt_stop_drops_connections(make_server) -> None:
     assert [e.code for e in server.events() if e.kind == "closed"] == [1006]
 
 
-def test_stop_does_not_wait_for_slow_handlers(make_server) -> None:
+def test_stop_does_not_wait_for_slow_handlers(make_server: ServerFactory) -> None:
     server = make_server()
     client = WireClient.open(server.url + "?vsn=2.0.0")
     try:
@@ -138,7 +139,7 @@ def test_no_thread_or_fd_leaks_after_thousands_of_connections() -> None:
     assert len([e for e in server.events() if e.kind == "closed"]) == 2000
 
 
-def test_silent_tcp_connections_time_out_at_the_handshake(make_server) -> None:
+def test_silent_tcp_connections_time_out_at_the_handshake(make_server: ServerFactory) -> None:
     server = make_server(settings=ServerSettings(handshake_timeout=0.3))
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         started = time.monotonic()
@@ -146,7 +147,9 @@ def test_silent_tcp_connections_time_out_at_the_handshake(make_server) -> None:
         assert time.monotonic() - started < 3
 
 
-def test_frames_are_logged_at_debug_without_secrets(make_server, connect, caplog) -> None:
+def test_frames_are_logged_at_debug_without_secrets(
+    make_server: ServerFactory, connect: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     server = make_server()
     with caplog.at_level(logging.DEBUG, logger="maxsdk.server"):
         client = connect(server, token="hunter2")

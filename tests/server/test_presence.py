@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from maxsdk.server import PhoenixServer
 from maxsdk.server.presence import Presence, new_phx_ref
 
+from .conftest import ClientFactory
 from .test_channels import join_room
+from .wire import WireClient
 
 
 def metas(state: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    return state[key]["metas"]
+    found: list[dict[str, Any]] = state[key]["metas"]
+    return found
 
 
-def test_second_joiner_sees_both_and_first_sees_the_diff(server, connect) -> None:
+def test_second_joiner_sees_both_and_first_sees_the_diff(server: PhoenixServer, connect: ClientFactory) -> None:
     alice, bob = connect(server, user_id="alice"), connect(server, user_id="bob")
     _, own_diff, state = join_room(alice)
     assert list(own_diff[4]["joins"]) == ["alice"] and own_diff[4]["leaves"] == {}
@@ -26,13 +30,14 @@ def test_second_joiner_sees_both_and_first_sees_the_diff(server, connect) -> Non
     assert metas(bob_state[4], "alice") == metas(state[4], "alice")
 
 
-def leave_diff(client) -> dict[str, Any]:
+def leave_diff(client: WireClient) -> dict[str, Any]:
     diff = client.recv_json()
     assert diff[3] == "presence_diff" and diff[4]["joins"] == {}, diff
-    return diff[4]["leaves"]
+    leaves: dict[str, Any] = diff[4]["leaves"]
+    return leaves
 
 
-def test_leaves_on_leave_crash_drop_and_close(server, connect) -> None:
+def test_leaves_on_leave_crash_drop_and_close(server: PhoenixServer, connect: ClientFactory) -> None:
     watcher = connect(server, user_id="w")
     join_room(watcher)
     for way_out in ("leave", "crash", "drop", "close", "kill"):
@@ -45,7 +50,7 @@ def test_leaves_on_leave_crash_drop_and_close(server, connect) -> None:
         elif way_out == "crash":
             other.send(["5", "6", "room:lobby", "crash", {}])
         elif way_out == "drop":
-            other.ws.abort()
+            other.abort()
         elif way_out == "close":
             other.close()
         else:
@@ -55,7 +60,7 @@ def test_leaves_on_leave_crash_drop_and_close(server, connect) -> None:
     assert list(server.presence("room:lobby")) == ["w"]
 
 
-def test_update_sends_join_and_leave_with_phx_ref_prev(server, connect) -> None:
+def test_update_sends_join_and_leave_with_phx_ref_prev(server: PhoenixServer, connect: ClientFactory) -> None:
     client = connect(server, user_id="u")
     _, _, state = join_room(client)
     old_ref = metas(state[4], "u")[0]["phx_ref"]
@@ -69,7 +74,7 @@ def test_update_sends_join_and_leave_with_phx_ref_prev(server, connect) -> None:
     assert server.presence("room:lobby")["u"]["metas"] == [joined]
 
 
-def test_same_key_from_two_connections_keeps_two_metas(server, connect) -> None:
+def test_same_key_from_two_connections_keeps_two_metas(server: PhoenixServer, connect: ClientFactory) -> None:
     one, two = connect(server, user_id="same"), connect(server, user_id="same")
     join_room(one)
     _, _, state = join_room(two)

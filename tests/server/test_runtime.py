@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -15,21 +17,25 @@ from maxsdk.server.timer import Timer
 
 
 @pytest.fixture
-def scheduler():
+def scheduler() -> Iterator[Scheduler]:
     pool = Scheduler(max_workers=8, idle_timeout=0.2)
     yield pool
     assert pool.stop(5)
 
 
-def test_a_blocked_task_does_not_hold_up_the_next(scheduler) -> None:
+def test_a_blocked_task_does_not_hold_up_the_next(scheduler: Scheduler) -> None:
     release, second_ran = threading.Event(), threading.Event()
-    scheduler.submit(lambda: release.wait(5))
+
+    def blocked() -> None:
+        release.wait(5)
+
+    scheduler.submit(blocked)
     scheduler.submit(second_ran.set)
     assert second_ran.wait(2)
     release.set()
 
 
-def test_workers_are_bounded_and_expire(scheduler) -> None:
+def test_workers_are_bounded_and_expire(scheduler: Scheduler) -> None:
     release = threading.Event()
     started = threading.Semaphore(0)
 
@@ -51,16 +57,16 @@ def test_workers_are_bounded_and_expire(scheduler) -> None:
     assert scheduler.thread_count == 0
 
 
-def test_stop_runs_what_is_queued_then_refuses(scheduler) -> None:
+def test_stop_runs_what_is_queued_then_refuses(scheduler: Scheduler) -> None:
     ran: list[int] = []
     for n in range(50):
-        scheduler.submit(lambda n=n: ran.append(n))
+        scheduler.submit(partial(ran.append, n))
     assert scheduler.stop(5)
     scheduler.submit(lambda: ran.append(-1))
     assert sorted(ran) == list(range(50))
 
 
-def test_mailbox_keeps_order_across_batches(scheduler) -> None:
+def test_mailbox_keeps_order_across_batches(scheduler: Scheduler) -> None:
     seen: list[int] = []
     done = threading.Event()
 
@@ -82,19 +88,28 @@ def test_mailbox_keeps_order_across_batches(scheduler) -> None:
     assert not box.put(1)
 
 
-def test_mailboxes_run_in_parallel(scheduler) -> None:
+def test_mailboxes_run_in_parallel(scheduler: Scheduler) -> None:
     barrier = threading.Barrier(3, timeout=5)
-    boxes = [Mailbox(scheduler, lambda _: barrier.wait()) for _ in range(2)]
+
+    def meet(_: None) -> None:
+        barrier.wait()
+
+    boxes: list[Mailbox[None]] = [Mailbox(scheduler, meet) for _ in range(2)]
     for box in boxes:
         box.put(None)
     barrier.wait()  # both mailboxes reached the barrier at the same time
 
 
-def test_timer_fires_in_deadline_order_and_cancels(scheduler) -> None:
+def test_timer_fires_in_deadline_order_and_cancels(scheduler: Scheduler) -> None:
     timer = Timer(scheduler.submit)
     fired: list[str] = []
     done = threading.Event()
-    timer.call_later(0.15, lambda: (fired.append("late"), done.set()))
+
+    def late() -> None:
+        fired.append("late")
+        done.set()
+
+    timer.call_later(0.15, late)
     timer.call_later(0.05, lambda: fired.append("early"))
     timer.call_later(0.10, lambda: fired.append("cancelled")).cancel()
     assert done.wait(2)

@@ -58,7 +58,7 @@ class WireClient:
         while True:
             opcode, data = self.ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_TEXT:
-                return data.decode("utf-8")
+                return bytes(data).decode("utf-8")
             if opcode == websocket.ABNF.OPCODE_BINARY:
                 return bytes(data)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -83,7 +83,7 @@ class WireClient:
             try:
                 self.recv()
             except ServerClosedError as closed:
-                self.ws.shutdown()
+                self.shutdown()
                 return closed.code, closed.reason
 
     def expect_drop(self) -> None:
@@ -106,10 +106,18 @@ class WireClient:
         self.send([None, ref, "phoenix", "heartbeat", {}])
         assert self.recv_json() == [None, ref, "phoenix", "phx_reply", {"response": {}, "status": "ok"}]
 
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        self.ws.abort()  # type: ignore[no-untyped-call]
+
+    def shutdown(self) -> None:
+        """Close the socket (no close frame)."""
+        self.ws.shutdown()  # type: ignore[no-untyped-call]
+
     def close(self) -> None:
         try:
             self.ws.close(timeout=1)
         except Exception:
-            self.ws.abort()
+            self.abort()
         finally:
-            self.ws.shutdown()
+            self.shutdown()
