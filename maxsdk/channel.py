@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, overload
 
+from maxsdk import signals
 from maxsdk.errors import (
     ChannelClosedError,
     ClientClosedError,
@@ -13,7 +15,7 @@ from maxsdk.errors import (
     JoinError,
     JoinTimeoutError,
 )
-from maxsdk.models import to_payload
+from maxsdk.models import ModelError, decode_versioned, to_payload
 from maxsdk.presence import Presence
 from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import ChannelStateChanged
@@ -22,12 +24,31 @@ from maxsdk.reply import PendingReply, Reply
 if TYPE_CHECKING:
     from maxsdk._runtime.engine import Engine
     from maxsdk.client import Client
+    from maxsdk.stream import Expectation, MessageStream
 
 __all__ = ["Channel"]
 
+log = logging.getLogger("maxsdk.channel")
+
 Handler = Callable[[Any], Any]
 AnyHandler = Callable[[str, Any], Any]
+Predicate = Callable[[Any], bool]
 F = TypeVar("F", bound=Callable[..., Any])
+_INVALID = object()
+
+
+class _Binding(NamedTuple):
+    ref: int
+    handler: Handler
+    model: type | None
+    where: Predicate | None
+
+
+class _AnyBinding(NamedTuple):
+    ref: int
+    handler: AnyHandler
+    events: frozenset[str] | None
+    where: Callable[[str, Any], bool] | None
 
 
 class Channel:
@@ -57,11 +78,12 @@ class Channel:
         self._client = client
         self._engine = engine
         self._core = ChannelCore(topic, self, timeout)
-        self._bindings: dict[str, tuple[tuple[int, Handler], ...]] = {}
-        self._any: tuple[tuple[int, AnyHandler], ...] = ()
+        self._bindings: dict[str, tuple[_Binding, ...]] = {}
+        self._any: tuple[_AnyBinding, ...] = ()
         self._binding_lock = threading.Lock()
         self._binding_refs = 0
         self._state_cond = threading.Condition(threading.Lock())
+        self._close_watchers: list[Callable[[], None]] = []
         self.join_response: Any = None
         #: Who is online on this channel (fed by ``presence_state``/``presence_diff``).
         self.presence = Presence(self)
@@ -211,63 +233,153 @@ class Channel:
     # -- handlers ---------------------------------------------------------------
 
     @overload
-    def on(self, event: str) -> Callable[[F], F]: ...
+    def on(
+        self, event: str | Iterable[str], *, model: type | None = None, where: Predicate | None = None
+    ) -> Callable[[F], F]: ...
 
     @overload
-    def on(self, event: str, handler: Handler) -> int: ...
+    def on(
+        self,
+        event: str | Iterable[str],
+        handler: Handler,
+        *,
+        model: type | None = None,
+        where: Predicate | None = None,
+    ) -> int: ...
 
-    def on(self, event: str, handler: Handler | None = None) -> int | Callable[[F], F]:
+    def on(
+        self,
+        event: str | Iterable[str],
+        handler: Handler | None = None,
+        *,
+        model: type | None = None,
+        where: Predicate | None = None,
+    ) -> int | Callable[[F], F]:
         """Call ``handler(payload)`` for every ``event`` on this channel.
 
         Usable as a call (returns a ref for :meth:`off`) or as a decorator
         (``@channel.on("new_msg")``, returns the function unchanged).
         ``phx_error`` and ``phx_close`` from the server can be bound too.
+
+        Args:
+            event: an event name, or several (a set or list).
+            handler: the callable; it runs on the dispatcher thread.
+            model: a dataclass to decode the payload into (dataclasses-json
+                or plain ``@dataclass``, schema versions upgraded — see
+                :mod:`maxsdk.models`). A payload that does not fit never
+                reaches the handler; it is logged and reported through the
+                ``payload_invalid`` signal.
+            where: a predicate on the (raw) payload; the handler only sees
+                payloads for which it returns true.
+
         """
-        if not isinstance(event, str) or not event:
-            raise ConfigurationError("event must be a non-empty string")
+        events = _events(event)
         if handler is None:
 
             def decorator(fn: F) -> F:
-                self.on(event, fn)
+                self.on(events, fn, model=model, where=where)
                 return fn
 
             return decorator
         if not callable(handler):
             raise ConfigurationError("handler must be callable")
+        _check_model(model)
         with self._binding_lock:
-            ref = self._binding_refs
-            self._binding_refs += 1
-            self._bindings = {**self._bindings, event: (*self._bindings.get(event, ()), (ref, handler))}
+            ref = self._next_ref()
+            binding = _Binding(ref, handler, model, where)
+            bindings = dict(self._bindings)
+            for name in events:
+                bindings[name] = (*bindings.get(name, ()), binding)
+            self._bindings = bindings
         return ref
 
-    def on_any(self, handler: AnyHandler) -> int:
-        """Call ``handler(event, payload)`` for every event on this channel; return a ref."""
+    def on_any(
+        self,
+        handler: AnyHandler,
+        *,
+        events: Iterable[str] | None = None,
+        where: Callable[[str, Any], bool] | None = None,
+    ) -> int:
+        """Call ``handler(event, payload)`` for every event (or only ``events``); return a ref."""
         if not callable(handler):
             raise ConfigurationError("handler must be callable")
+        wanted = frozenset(_events(events)) if events is not None else None
         with self._binding_lock:
-            ref = self._binding_refs
-            self._binding_refs += 1
-            self._any = (*self._any, (ref, handler))
+            ref = self._next_ref()
+            self._any = (*self._any, _AnyBinding(ref, handler, wanted, where))
         return ref
 
-    def off(self, event: str, ref: int | None = None) -> None:
+    def off(self, event: str | Iterable[str], ref: int | None = None) -> None:
         """Remove the handler ``ref`` of ``event``, or all its handlers when ``ref`` is None."""
         with self._binding_lock:
             bindings = dict(self._bindings)
-            if ref is None:
-                bindings.pop(event, None)
-            else:
-                remaining = tuple(b for b in bindings.get(event, ()) if b[0] != ref)
+            for name in _events(event):
+                remaining = () if ref is None else tuple(b for b in bindings.get(name, ()) if b.ref != ref)
                 if remaining:
-                    bindings[event] = remaining
+                    bindings[name] = remaining
                 else:
-                    bindings.pop(event, None)
+                    bindings.pop(name, None)
             self._bindings = bindings
 
     def off_any(self, ref: int | None = None) -> None:
         """Remove the catch-all handler ``ref``, or all of them when ``ref`` is None."""
         with self._binding_lock:
-            self._any = () if ref is None else tuple(b for b in self._any if b[0] != ref)
+            self._any = () if ref is None else tuple(b for b in self._any if b.ref != ref)
+
+    def _next_ref(self) -> int:
+        ref = self._binding_refs
+        self._binding_refs += 1
+        return ref
+
+    # -- consuming helpers ----------------------------------------------------------
+
+    def messages(
+        self,
+        *,
+        events: Iterable[str] | None = None,
+        timeout: float | None = None,
+        maxsize: int = 10_000,
+        overflow: str = "drop_oldest",
+    ) -> MessageStream:
+        """Iterate over this channel's messages from a script: ``for msg in channel.messages(): ...``.
+
+        Each item is a :class:`~maxsdk.Message` (``.event``, ``.payload``).
+        Messages arriving between iterations are buffered (``maxsize``; when
+        full, ``overflow`` is ``"drop_oldest"`` or ``"drop_newest"`` and
+        ``stream.dropped`` counts what was lost). Iteration ends when the
+        channel or client closes, or after ``timeout`` seconds without a
+        message. Use it as a context manager (or call ``close()``) to stop
+        buffering.
+        """
+        from maxsdk.stream import MessageStream
+
+        return MessageStream(self, events=events, timeout=timeout, maxsize=maxsize, overflow=overflow)
+
+    def expect(self, event: str, predicate: Predicate | None = None, *, model: type | None = None) -> Expectation:
+        """Start listening for ``event`` *before* triggering it; then ``.wait(timeout)``.
+
+        ::
+
+            with room.expect("order_filled", lambda p: p["id"] == order_id) as filled:
+                room.push("place_order", {"id": order_id})
+                payload = filled.wait(5)
+        """
+        from maxsdk.stream import Expectation
+
+        return Expectation(self, event, predicate, model)
+
+    def wait_for(
+        self, event: str, predicate: Predicate | None = None, *, timeout: float = 10.0, model: type | None = None
+    ) -> Any:
+        """Block until the next ``event`` (matching ``predicate``) arrives; return its payload.
+
+        Raises:
+            MaxsdkTimeoutError: nothing matching within ``timeout``.
+            ChannelClosedError: the channel closed while waiting.
+
+        """
+        with self.expect(event, predicate, model=model) as expectation:
+            return expectation.wait(timeout)
 
     # -- called on the dispatcher thread ---------------------------------------------
 
@@ -284,16 +396,59 @@ class Channel:
             except Exception as exc:  # noqa: BLE001 - reported, message skipped
                 engine.guarded(_reraise, (exc,), f"message_hook for {self.topic} {event}")
                 return
-        for _, handler in self._bindings.get(event, ()):
-            engine.guarded(handler, (payload,), f"{self.topic} {event}")
-        for _, handler in self._any:
-            engine.guarded(handler, (event, payload), f"{self.topic} {event}")
+        decoded: dict[type, Any] | None = None
+        for binding in self._bindings.get(event, ()):
+            if binding.where is not None and not self._accepts(binding.where, (payload,), event):
+                continue
+            argument = payload
+            if binding.model is not None:
+                if decoded is None:
+                    decoded = {}
+                if binding.model not in decoded:
+                    decoded[binding.model] = self._decode(binding.model, event, payload)
+                argument = decoded[binding.model]
+                if argument is _INVALID:
+                    continue
+            engine.guarded(binding.handler, (argument,), f"{self.topic} {event}")
+        for any_binding in self._any:
+            if any_binding.events is not None and event not in any_binding.events:
+                continue
+            if any_binding.where is not None and not self._accepts(any_binding.where, (event, payload), event):
+                continue
+            engine.guarded(any_binding.handler, (event, payload), f"{self.topic} {event}")
+
+    def _accepts(self, predicate: Callable[..., bool], args: tuple[Any, ...], event: str) -> bool:
+        try:
+            return bool(predicate(*args))
+        except Exception as exc:  # noqa: BLE001 - a broken filter skips the handler
+            self._engine.guarded(_reraise, (exc,), f"filter for {self.topic} {event}")
+            return False
+
+    def _decode(self, model: type, event: str, payload: Any) -> Any:
+        try:
+            return decode_versioned(model, payload)
+        except ModelError as exc:
+            log.warning("%s %s: payload does not fit %s: %s", self.topic, event, model.__name__, exc.reason)
+            self._engine.send_signal(signals.payload_invalid, channel=self, event=event, model=model, error=exc)
+            return _INVALID
 
     def _state_changed(self, change: ChannelStateChanged) -> None:
         if change.new is ChannelState.JOINED:
             self.join_response = change.response
         with self._state_cond:
             self._state_cond.notify_all()
+            watchers = list(self._close_watchers) if change.new is ChannelState.CLOSED else []
+        for watcher in watchers:
+            watcher()
+
+    def _watch_close(self, callback: Callable[[], None]) -> None:
+        with self._state_cond:
+            self._close_watchers.append(callback)
+
+    def _unwatch_close(self, callback: Callable[[], None]) -> None:
+        with self._state_cond:
+            if callback in self._close_watchers:
+                self._close_watchers.remove(callback)
 
     def __repr__(self) -> str:
         return f"<Channel {self.topic!r} {self._core.state} join_ref={self._core.join_ref!r}>"
@@ -307,3 +462,17 @@ def _check_timeout(timeout: Any) -> float:
 
 def _reraise(exc: BaseException) -> None:
     raise exc
+
+
+def _events(event: str | Iterable[str]) -> tuple[str, ...]:
+    names = (event,) if isinstance(event, str) else tuple(event)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ConfigurationError("event must be a non-empty string or a collection of them")
+    return names
+
+
+def _check_model(model: type | None) -> None:
+    import dataclasses
+
+    if model is not None and not (isinstance(model, type) and dataclasses.is_dataclass(model)):
+        raise ConfigurationError(f"model must be a dataclass, got {model!r}")

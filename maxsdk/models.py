@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 from maxsdk.errors import MaxsdkError
 
-__all__ = ["ModelError", "decode", "to_payload"]
+__all__ = ["ModelError", "decode", "decode_versioned", "to_payload", "upgrade", "upgrader"]
 
 T = TypeVar("T")
 
@@ -41,9 +41,11 @@ def to_payload(value: Any) -> Any:
     """Convert a dataclass instance to a JSON-ready dict; return anything else unchanged."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         to_dict = getattr(value, "to_dict", None)
-        if callable(to_dict):
-            return to_dict(encode_json=True)
-        return dataclasses.asdict(value)
+        payload = to_dict(encode_json=True) if callable(to_dict) else dataclasses.asdict(value)
+        version = getattr(type(value), "__schema_version__", None)
+        if version is not None:
+            payload.setdefault(getattr(type(value), "__version_field__", DEFAULT_VERSION_FIELD), version)
+        return payload
     return value
 
 
@@ -69,6 +71,7 @@ def decode(model: type[T], payload: Any) -> T:
     ]
     if missing:
         raise ModelError(model, f"missing field(s) {', '.join(missing)}")
+    _check_types(model, payload)
     try:
         from_dict = getattr(model, "from_dict", None)
         if callable(from_dict):
@@ -79,27 +82,92 @@ def decode(model: type[T], payload: Any) -> T:
             instance = _decode_dataclass(model, payload, False)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(model, str(exc) or type(exc).__name__) from exc
-    _check_types(model, instance)
     return cast(T, instance)
 
 
 _SIMPLE = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
 
 
-def _check_types(model: type, instance: Any) -> None:
-    """dataclasses-json does not reject wrong scalar types; do it for plain annotations."""
+def _check_types(model: type, payload: dict[str, Any]) -> None:
+    """Reject wrong scalar types in the raw payload (dataclasses-json would coerce ``5`` to ``"5"``)."""
     import typing
 
     try:
         hints = typing.get_type_hints(model)
     except Exception:  # noqa: BLE001 - unresolvable annotations: skip the check
         return
-    for f in dataclasses.fields(model):
+    for f in dataclasses.fields(model):  # type: ignore[arg-type]
+        if f.name not in payload:
+            continue
         expected = _SIMPLE.get(hints.get(f.name))  # type: ignore[call-overload]
         if expected is None:
             continue
-        value = getattr(instance, f.name)
-        if isinstance(value, bool) and bool not in expected:
-            raise ModelError(model, f"field {f.name!r} should be {hints[f.name].__name__}, got bool")
-        if not isinstance(value, expected):
+        value = payload[f.name]
+        if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
             raise ModelError(model, f"field {f.name!r} should be {hints[f.name].__name__}, got {type(value).__name__}")
+
+
+# -- schema versions -----------------------------------------------------------------
+#
+# Convention: a model declares ``__schema_version__ = N`` (an int). Payloads
+# carry their version in the field named by ``__version_field__`` (default
+# ``"schema_version"``); a payload without it is version 1, the version every
+# model had before it started versioning. Older payloads are upgraded one step
+# at a time by functions registered with :func:`upgrader`; a payload newer
+# than the model is reported, never guessed.
+
+DEFAULT_VERSION_FIELD = "schema_version"
+_UPGRADERS: dict[tuple[type, int], Any] = {}
+
+
+def upgrader(model: type, from_version: int) -> Any:
+    """Register ``fn(payload_dict) -> payload_dict`` upgrading ``model`` payloads from ``from_version``.
+
+    Example::
+
+        @upgrader(ChatMessage, from_version=1)
+        def _v1_to_v2(payload):
+            return {**payload, "author": payload.pop("user")}
+    """
+
+    def register(fn: Any) -> Any:
+        _UPGRADERS[(model, from_version)] = fn
+        return fn
+
+    return register
+
+
+def upgrade(model: type, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring ``payload`` to ``model``'s schema version.
+
+    Raises:
+        ModelError: the payload is newer than the model, or an upgrade step is missing.
+
+    """
+    target = getattr(model, "__schema_version__", None)
+    if target is None:
+        return payload
+    field = getattr(model, "__version_field__", DEFAULT_VERSION_FIELD)
+    version = payload.get(field, 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelError(model, f"{field!r} must be an int, got {version!r}")
+    if version > target:
+        raise ModelError(model, f"payload schema version {version} is newer than the model's {target}")
+    while version < target:
+        step = _UPGRADERS.get((model, version))
+        if step is None:
+            raise ModelError(model, f"no upgrader registered from schema version {version}")
+        payload = dict(step(dict(payload)))
+        version += 1
+        payload[field] = version
+    return payload
+
+
+def decode_versioned(model: type[T], payload: Any) -> T:
+    """:func:`upgrade` then :func:`decode` (the version field is dropped if the model lacks it)."""
+    if isinstance(payload, dict) and getattr(model, "__schema_version__", None) is not None:
+        payload = upgrade(model, payload)
+        field = getattr(model, "__version_field__", DEFAULT_VERSION_FIELD)
+        if field not in {f.name for f in dataclasses.fields(model)}:  # type: ignore[arg-type]
+            payload = {k: v for k, v in payload.items() if k != field}
+    return decode(model, payload)

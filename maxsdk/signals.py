@@ -33,6 +33,7 @@ __all__ = [
     "message_received",
     "messages_dropped",
     "namespace",
+    "payload_invalid",
     "presence_join",
     "presence_leave",
     "presence_sync",
@@ -180,4 +181,13 @@ presence_leave: Signal = namespace.signal(
 presence_sync: Signal = namespace.signal(
     "presence_sync",
     doc="""A channel's presence list changed (after a state or a diff was applied). kwargs: ``channel``.""",
+)
+
+payload_invalid: Signal = namespace.signal(
+    "payload_invalid",
+    doc="""A payload did not fit the model a handler asked for; that handler was skipped.
+
+    kwargs: ``channel``, ``event``, ``model`` (the class), ``error``
+    (:class:`~maxsdk.ModelError` with ``.reason``).
+    """,
 )

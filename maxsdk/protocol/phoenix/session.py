@@ -51,6 +51,8 @@ from maxsdk.protocol.phoenix.serializer import EncodedPayload, Serializer
 __all__ = ["PhoenixSession", "PushKind", "SessionConfig"]
 
 _EMPTY = "{}"
+#: How many times a heartbeat timeout is postponed because other frames keep arriving.
+_MAX_HEARTBEAT_EXTENSIONS = 3
 _S = ChannelState
 
 
@@ -140,6 +142,8 @@ class PhoenixSession:
         self._deadlines: Deadlines[tuple[Any, ...]] = Deadlines()
         self._hb_ref: str | None = None
         self._hb_sent_at = 0.0
+        self._hb_extensions = 0
+        self._last_received = 0.0
         self.completions: list[Completion] = []
         self.rejoins_due: list[ChannelCore] = []
 
@@ -188,6 +192,8 @@ class PhoenixSession:
         self.connected = True
         self.close_request = None
         self._hb_ref = None
+        self._hb_extensions = 0
+        self._last_received = now
         if self.config.heartbeat_interval:
             self._deadlines.set(("hb_send",), now + self.config.heartbeat_interval)
         for ch in self.channels():
@@ -346,6 +352,7 @@ class PhoenixSession:
 
     def receive(self, msg: Message, now: float) -> None:
         """Route one decoded message (§3.4, §4.1, §5.1 dispatch)."""
+        self._last_received = now
         if self.emit_raw:
             self._emit(RawMessage(msg))
         ref = msg.ref
@@ -498,6 +505,7 @@ class PhoenixSession:
 
     def _heartbeat_replied(self, ref: str, now: float) -> None:
         self._hb_ref = None
+        self._hb_extensions = 0
         rtt = now - self._hb_sent_at
         self.last_heartbeat_rtt = rtt
         self._deadlines.cancel(("hb_timeout",))
@@ -569,8 +577,14 @@ class PhoenixSession:
     def _heartbeat_timed_out(self, now: float) -> None:
         if self._hb_ref is None or not self.connected:
             return
+        timeout = self.config.heartbeat_timeout or self.config.heartbeat_interval or 30.0
         if self.heartbeat_timeout_suspended:
-            timeout = self.config.heartbeat_timeout or self.config.heartbeat_interval or 30.0
+            self._deadlines.set(("hb_timeout",), now + timeout)
+            return
+        if now - self._last_received < timeout and self._hb_extensions < _MAX_HEARTBEAT_EXTENSIONS:
+            # Frames are still arriving: the reply is likely queued behind a burst
+            # (a link that delivers data is not half-open). Wait a little longer.
+            self._hb_extensions += 1
             self._deadlines.set(("hb_timeout",), now + timeout)
             return
         self._hb_ref = None
