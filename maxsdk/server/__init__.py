@@ -86,7 +86,7 @@ import logging
 
 from .channel import Channel
 from .channel_socket import ChannelSocket, SocketRef
-from .connect import Accept, ConnectHandler, ConnectRequest, Refuse
+from .connect import Accept, ConnectDecision, ConnectHandler, ConnectRequest, Refuse
 from .endpoint import Endpoint
 from .message import Frame, Message, OutPayload, Ref
 from .presence import PresenceState
@@ -107,6 +107,7 @@ __all__ = [
     "Channel",
     "ChannelFactory",
     "ChannelSocket",
+    "ConnectDecision",
     "ConnectHandler",
     "ConnectRequest",
     "ConnectionEvent",

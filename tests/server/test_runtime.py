@@ -159,3 +159,14 @@ def test_settings_validation_and_preset() -> None:
     assert legacy.max_channels_per_transport is None and legacy.idle_timeout == 1.0
     assert dict(ServerSettings().crash_payload) == {"reason": "channel_crash"}
     assert ServerSettings().with_changes(auth_token=True).auth_token
+
+
+def test_public_exports_are_complete_and_sorted() -> None:
+    import maxsdk.server as package
+
+    assert package.__all__ == sorted(package.__all__, key=lambda name: (not name.isupper(), name))
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    documented = package.__doc__ or ""
+    for name in ("PhoenixServer", "ServerSettings", "Channel", "ChannelSocket", "Router", "Accept", "Refuse"):
+        assert name in package.__all__ and name in documented
