@@ -308,11 +308,6 @@ def test_checklist_16_late_ok_for_a_timed_out_rejoin_is_ignored() -> None:
     assert ch.state is S.ERRORED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a rejoin timeout the session keeps the abandoned join_ref, so the server's phx_close "
-    "answering our own phx_leave matches it and closes the channel for good",
-)
 def test_checklist_16_phx_close_answering_the_timeout_leave_does_not_close_the_channel() -> None:
     h = FakeClient(heartbeat_interval=None)
     ch, _, join = h.joined(LOBBY)
@@ -329,11 +324,6 @@ def test_checklist_16_phx_close_answering_the_timeout_leave_does_not_close_the_c
     assert [s.event for s in h.sent()] == ["phx_join"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a rejoin timeout the session keeps the abandoned join_ref, so pushes of that "
-    "abandoned incarnation still reach the channel's handlers",
-)
 def test_checklist_16_pushes_of_a_timed_out_rejoin_are_dropped() -> None:
     h = FakeClient(heartbeat_interval=None)
     ch, _, join = h.joined(LOBBY)
