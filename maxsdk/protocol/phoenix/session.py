@@ -251,6 +251,7 @@ class PhoenixSession:
         """
         if ch.state is not _S.CLOSED:
             raise LocalProtocolError(f"channel {ch.topic!r} is {ch.state}; join() needs a closed channel")
+        _check_text("topic", ch.topic)
         for other in list(self._channels.get(ch.topic, ())):
             if other is not ch and other.is_active:
                 self._leave(other, now, other.timeout, None, reason="replaced")
@@ -318,6 +319,8 @@ class PhoenixSession:
             raise ChannelClosedError(f"cannot push to {ch.topic!r}: channel is {ch.state}", topic=ch.topic)
         if event in RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is reserved; use join()/leave()")
+        _check_text("event", event)
+        _check_text("topic", ch.topic)
         self._check_capacity()
         ref = self.new_ref()
         entry = _Pending(ref, PushKind.PUSH, ch, ch.topic, event, payload, waiter)
@@ -553,6 +556,9 @@ class PhoenixSession:
             # A rejoin timed out: tell the server to drop it, then retry (§5.2).
             if self.connected:
                 self._send_leave_frame(ch, now, ch.timeout, None)
+            # Forget the abandoned incarnation (§5.2): its late frames, and the
+            # phx_close answering our leave, must not touch the channel.
+            ch.join_ref = None
             ch.join_sent = False
             self._change(ch, Trigger.REJOIN_FAILED, "timeout", None)
             self._schedule_rejoin(ch, now)
@@ -629,6 +635,8 @@ class PhoenixSession:
             ch.state = _S.CLOSED
         else:
             ch.apply(trigger)
+        if ch.join_waiter is not None:
+            self._complete_join_waiter(ch, "closed", response)
         self._fail_sent(ch, "lost")
         self._fail_buffered(ch)
         for key in (("rejoin", ch), ("join_wait", ch)):
@@ -667,3 +675,12 @@ class PhoenixSession:
             self.completions.append(
                 Completion(entry.waiter, Outcome(status, response, entry.topic, entry.event, entry.ref))
             )
+
+
+def _check_text(name: str, value: str) -> None:
+    """Refuse strings that cannot be sent as UTF-8 (lone surrogates)."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"{name} {value!r} is not valid Unicode (lone surrogate)") from None
