@@ -112,7 +112,26 @@ def test_checklist_10_only_the_reply_with_the_heartbeat_ref_counts() -> None:
     h.at(159.999)
     assert h.session.close_request is None
     h.at(160.0)
+    h.at(190.0)  # silence since 130 s: at most one postponement
     assert h.session.close_request == "heartbeat_timeout"
+    assert [s.event for s in h.sent()] == []  # no new heartbeat was scheduled by that traffic
+
+
+def test_checklist_10_busy_traffic_postpones_the_timeout_a_bounded_number_of_times() -> None:
+    # Deliberate SDK choice (session.py, _MAX_HEARTBEAT_EXTENSIONS): while frames keep arriving
+    # the reply may be queued behind them, so the timeout is postponed, at most 3 times.
+    h = FakeClient(start=100.0)
+    h.joined(LOBBY)
+    h.at(130.0)
+    assert [s.event for s in h.sent()] == ["heartbeat"]
+    now = 130.0
+    while h.session.close_request is None and now < 1000.0:
+        now += 1.0
+        h.at(now)
+        h.recv(server(None, None, LOBBY, "shout", {}))  # a busy channel: a broadcast every second
+    assert h.session.close_request == "heartbeat_timeout"
+    assert 160.0 <= now <= 130.0 + 4 * 30.0
+    assert [s.event for s in h.sent()] == []  # other traffic never counts as the reply
 
 
 def test_checklist_10_the_heartbeat_reply_cancels_the_timeout_whatever_its_status() -> None:

@@ -40,7 +40,6 @@ class SessionMachine(RuleBasedStateMachine):
         self.h: FakeClient | None = None
         self.channels: list[ChannelCore] = []
         self.waiters: list[Waiter] = []
-        self.join_of: dict[Waiter, ChannelCore] = {}
         self.completed_at: dict[Waiter, int] = {}  # wire length when the waiter got its outcome
         self.answered: set[int] = set()  # indexes in h.wire already answered
         self.epoch = 0  # connection number
@@ -83,9 +82,7 @@ class SessionMachine(RuleBasedStateMachine):
         if ch is None or ch.state is not S.CLOSED or reuse % 2:
             ch = h.channel(topic)
             self.channels.append(ch)
-        waiter = h.join(ch, {"n": reuse}, timeout=timeout)
-        self.waiters.append(waiter)
-        self.join_of[waiter] = ch
+        self.waiters.append(h.join(ch, {"n": reuse}, timeout=timeout))
         self._track()
 
     @precondition(lambda self: self.h is not None and self.channels)
@@ -251,13 +248,6 @@ class SessionMachine(RuleBasedStateMachine):
         h.session.shutdown()
         h.advance(0.0)
         missing = [w for w in self.waiters if h.outcome(w) is None]
-        # Known bug, pinned by test_session.py::test_exhausted_rejoins_complete_the_waiting_first_join:
-        # a channel closed by an exhausted rejoin schedule leaves its first join's waiter behind.
-        missing = [
-            w
-            for w in missing
-            if not (w in self.join_of and ("errored", "closed", "rejoin_exhausted") in h.changes(self.join_of[w]))
-        ]
         assert missing == [], f"never completed: {missing}"
         assert h.session.pending_count == 0 and h.session.channels() == []
 
