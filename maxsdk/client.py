@@ -71,6 +71,11 @@ class Client:
         origin: an ``Origin`` header to send (none by default).
         proxy: an HTTP proxy, ``http://[user:pass@]host:port``.
         close_timeout: seconds :meth:`close` spends leaving and closing.
+        transport: ``"websocket"`` (default), ``"longpoll"`` (Phoenix's HTTP
+            long-poll transport, for networks that block WebSockets) or
+            ``"auto"`` (WebSocket, falling back to long-poll).
+        longpoll_fallback_after: with ``"auto"``, also fall back when no
+            WebSocket connection succeeds within this many seconds.
         name: a name for logs and thread names.
 
     """
@@ -101,6 +106,8 @@ class Client:
         origin: str | None = None,
         proxy: str | None = None,
         close_timeout: float = 2.0,
+        transport: str = "websocket",
+        longpoll_fallback_after: float | None = None,
         name: str | None = None,
         _rng: Callable[[], float] | None = None,
     ) -> None:
@@ -128,6 +135,8 @@ class Client:
             origin=origin,
             proxy=proxy,
             close_timeout=close_timeout,
+            transport=transport,
+            longpoll_fallback_after=longpoll_fallback_after,
             name=name,
             rng=_rng,
         )

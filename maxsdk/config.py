@@ -55,6 +55,8 @@ class ClientConfig:
     origin: str | None = None
     proxy: str | None = None
     close_timeout: float = 2.0
+    transport: str = "websocket"
+    longpoll_fallback_after: float | None = None
     name: str | None = None
     rng: Callable[[], float] | None = None
 
@@ -92,6 +94,10 @@ class ClientConfig:
             raise ConfigurationError("headers must be a mapping or a callable returning one")
         if self.auth_token is not None and not (isinstance(self.auth_token, str) or callable(self.auth_token)):
             raise ConfigurationError("auth_token must be a string or a callable returning one")
+        if self.transport not in ("websocket", "longpoll", "auto"):
+            raise ConfigurationError("transport must be 'websocket', 'longpoll' or 'auto'")
+        if self.longpoll_fallback_after is not None:
+            _positive("longpoll_fallback_after", self.longpoll_fallback_after)
         if self.overflow not in _OVERFLOW:
             raise ConfigurationError(f"overflow must be one of {', '.join(_OVERFLOW)}")
         if not isinstance(self.dispatch_queue_size, int) or self.dispatch_queue_size < 1:

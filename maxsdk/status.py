@@ -78,3 +78,4 @@ class Diagnostics:
     messages_dropped: int = 0
     stale_dropped: int = 0
     last_error: str | None = None
+    transport: str | None = None

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from maxsdk import signals
+from maxsdk._runtime.connector import open_transport
 from maxsdk._runtime.dispatcher import Dispatcher
 from maxsdk._runtime.timer import Timer
 from maxsdk._runtime.transport import (
@@ -38,7 +39,6 @@ from maxsdk._runtime.transport import (
     ConnectionLostError,
     Transport,
     TransportOptions,
-    open_websocket,
 )
 from maxsdk.config import ClientConfig, make_ssl_context
 from maxsdk.endpoint import build_socket_url, redact_url
@@ -121,8 +121,10 @@ class Engine:
         self.serializer = serializer_for(config.vsn)
         self.redacted_url = redact_url(config.url)
         self._open_transport = transport_factory or (
-            lambda url, options, redacted: open_websocket(url, options, redacted_url=redacted)
+            lambda url, options, redacted: open_transport(config.transport, url, options, redacted_url=redacted)
         )
+        #: The kind of the transport in use (``"websocket"``, ``"longpoll"``), once connected.
+        self.transport_kind: str | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._state_cond = threading.Condition(threading.Lock())
@@ -613,8 +615,9 @@ class Engine:
             self.reconnects += 1
         self._ever_connected = True
         self._connected_since_start = True
+        self.transport_kind = getattr(transport, "kind", "websocket")
         with self._lock:
-            self._session.connection_opened(now)
+            self._session.connection_opened(now, heartbeats=getattr(transport, "heartbeats", True))
             self._submit(_Notice(signals.connected, {"url": self.redacted_url, "reconnect": reconnect}))
             completions, rejoins = self._session.take_output()
         self._set_state(ConnectionState.CONNECTED, f"connected to {self.redacted_url}")
@@ -792,6 +795,7 @@ class Engine:
             messages_dropped=dispatcher.dropped_total if dispatcher else 0,
             stale_dropped=counters["stale_dropped"],
             last_error=str(self._last_error) if self._last_error else None,
+            transport=self.transport_kind,
         )
 
     @property

@@ -143,6 +143,7 @@ class PhoenixSession:
         self._hb_ref: str | None = None
         self._hb_sent_at = 0.0
         self._hb_extensions = 0
+        self._heartbeats = True
         self._last_received = 0.0
         self.completions: list[Completion] = []
         self.rejoins_due: list[ChannelCore] = []
@@ -187,14 +188,18 @@ class PhoenixSession:
 
     # -- connection lifecycle ------------------------------------------------------
 
-    def connection_opened(self, now: float) -> None:
-        """The transport is open: start heartbeats and ask for every rejoin (§5.5)."""
+    def connection_opened(self, now: float, *, heartbeats: bool = True) -> None:
+        """The transport is open: start heartbeats and ask for every rejoin (§5.5).
+
+        ``heartbeats=False`` for transports that must not send them (long-poll, §1.8).
+        """
         self.connected = True
         self.close_request = None
         self._hb_ref = None
         self._hb_extensions = 0
         self._last_received = now
-        if self.config.heartbeat_interval:
+        self._heartbeats = heartbeats
+        if self.config.heartbeat_interval and heartbeats:
             self._deadlines.set(("hb_send",), now + self.config.heartbeat_interval)
         for ch in self.channels():
             if ch.state is _S.ERRORED or (ch.state is _S.JOINING and not ch.join_sent):
@@ -513,7 +518,7 @@ class PhoenixSession:
         self.last_heartbeat_rtt = rtt
         self._deadlines.cancel(("hb_timeout",))
         # The next heartbeat is scheduled from the reply (§4.1, phoenix PR #4309).
-        if self.config.heartbeat_interval:
+        if self.config.heartbeat_interval and self._heartbeats:
             self._deadlines.set(("hb_send",), now + self.config.heartbeat_interval)
         self._emit(HeartbeatReplied(ref, rtt))
 
