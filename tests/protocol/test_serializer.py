@@ -30,12 +30,12 @@ def u8(text: str) -> bytes:
 # -- binary kind 0, client -> server ------------------------------------------------------
 
 
-def test_kind0_client_push_matches_the_reference_example() -> None:
+def test_checklist_07_kind0_client_push_matches_the_reference_example() -> None:
     # Reference §2.4: join_ref "1", ref "2", topic "t", event "e", payload AA BB.
     assert encode_binary_push("1", "2", "t", "e", b"\xaa\xbb") == bytes.fromhex("00 01 01 01 01 31 32 74 65 aa bb")
 
 
-def test_kind0_client_push_uses_utf8_byte_lengths() -> None:
+def test_checklist_07_kind0_client_push_uses_utf8_byte_lengths() -> None:
     frame = encode_binary_push("12", "345", TOPIC, EVENT, b"\x00\xff")
     assert frame[:5] == bytes([0, 2, 3, 13, 2])
     assert frame[5:] == b"12" + b"345" + u8(TOPIC) + u8(EVENT) + b"\x00\xff"
@@ -59,7 +59,7 @@ def test_binary_fields_up_to_255_utf8_bytes_are_accepted(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["join_ref", "ref", "topic", "event"])
 @pytest.mark.parametrize("value", ["x" * 256, "é" * 128, "☃" * 86], ids=["ascii256", "2byte128", "3byte86"])
-def test_binary_fields_over_255_utf8_bytes_raise_local_protocol_error(name: str, value: str) -> None:
+def test_checklist_08_binary_fields_over_255_utf8_bytes_raise_local_protocol_error(name: str, value: str) -> None:
     fields = {"join_ref": "1", "ref": "2", "topic": "t", "event": "e", name: value}
     assert len(value) <= 256 and len(u8(value)) > 255  # 128 characters can already be too long
     with pytest.raises(LocalProtocolError, match=name):
@@ -68,7 +68,7 @@ def test_binary_fields_over_255_utf8_bytes_raise_local_protocol_error(name: str,
         V2.encode(fields["join_ref"], fields["ref"], fields["topic"], fields["event"], b"")
 
 
-def test_check_binary_fields_counts_utf8_bytes() -> None:
+def test_checklist_08_check_binary_fields_counts_utf8_bytes() -> None:
     V2.check_binary_fields("☃" * 85, "é" * 127)
     with pytest.raises(LocalProtocolError, match="topic"):
         V2.check_binary_fields("☃" * 86, "e")
@@ -94,12 +94,12 @@ def server_broadcast(topic: str, event: str, payload: bytes) -> bytes:
     return bytes([2, len(t), len(e)]) + t + e + payload
 
 
-def test_kind0_server_push_has_no_ref_and_a_four_byte_header() -> None:
+def test_checklist_07_kind0_server_push_has_no_ref_and_a_four_byte_header() -> None:
     frame = server_push("17", TOPIC, EVENT, b"\x01\x02")
     assert decode_binary_frame(frame) == Message("17", None, TOPIC, EVENT, b"\x01\x02")
 
 
-def test_kind1_reply_decodes_to_phx_reply_with_status_and_bytes_response() -> None:
+def test_checklist_07_kind1_reply_decodes_to_phx_reply_with_status_and_bytes_response() -> None:
     frame = server_reply("17", "24", TOPIC, "ok", b"\x00\xfa")
     assert V2.decode_binary(frame) == Message("17", "24", TOPIC, "phx_reply", {"status": "ok", "response": b"\x00\xfa"})
 
@@ -109,7 +109,7 @@ def test_kind1_reply_status_can_be_custom_and_non_ascii() -> None:
     assert message.payload == {"status": "größer", "response": b""}
 
 
-def test_kind2_broadcast_has_null_refs() -> None:
+def test_checklist_07_kind2_broadcast_has_null_refs() -> None:
     assert V2.decode_binary(server_broadcast(TOPIC, EVENT, b"\xff")) == Message(None, None, TOPIC, EVENT, b"\xff")
 
 
@@ -162,7 +162,7 @@ def test_encode_payload_accepts_bytes_like_values_on_v2() -> None:
 # -- V2 text --------------------------------------------------------------------------------
 
 
-def test_v2_text_frames_parse_null_join_ref_and_ref() -> None:
+def test_checklist_06_v2_text_frames_parse_null_join_ref_and_ref() -> None:
     assert V2.decode_text('[null,null,"room:1","new_msg",{"body":"hi"}]') == Message(
         None, None, "room:1", "new_msg", {"body": "hi"}
     )
