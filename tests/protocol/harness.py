@@ -122,8 +122,8 @@ class FakeClient:
     def advance(self, seconds: float) -> None:
         self.at(self.now + seconds)
 
-    def open(self) -> None:
-        self.session.connection_opened(self.now)
+    def open(self, *, heartbeats: bool = True) -> None:
+        self.session.connection_opened(self.now, heartbeats=heartbeats)
         self._drain()
 
     def drop(self, reason: str = "connection_closed") -> None:

@@ -95,6 +95,22 @@ def test_checklist_09_no_heartbeats_when_disabled() -> None:
     assert h.sent() == [] and h.session.next_deadline() is None
 
 
+def test_checklist_40_no_heartbeats_on_a_transport_without_them() -> None:
+    h = FakeClient(connect=False, start=100.0)
+    h.open(heartbeats=False)  # long-poll (reference §1.8)
+    h.at(1000.0)
+    assert h.sent() == []
+    h.ping()  # an explicit ping still works and does not start the heartbeat
+    (ping,) = h.sent()
+    h.recv(reply(ping, "ok"))
+    h.at(2000.0)
+    assert h.sent() == [] and h.session.close_request is None
+    h.drop()
+    h.open()  # a WebSocket again: heartbeats resume
+    h.at(2030.0)
+    assert [s.event for s in h.sent()] == ["heartbeat"]
+
+
 def test_checklist_10_only_the_reply_with_the_heartbeat_ref_counts() -> None:
     h = FakeClient(start=100.0)
     ch, _, join = h.joined(LOBBY)
