@@ -49,10 +49,13 @@ class Owner:
 
 
 class Sent(NamedTuple):
-    """A frame the session sent, read back independently of our serializer."""
+    """A frame the session sent, read back independently of our serializer.
+
+    ``ref`` is never null: every frame our client sends carries one (checklist 6).
+    """
 
     join_ref: str | None
-    ref: str | None
+    ref: str
     topic: str
     event: str
     payload: Any
@@ -66,13 +69,18 @@ def parse_sent(frame: str | bytes, vsn: str) -> Sent:
         for size in frame[1:5]:
             fields.append(frame[pos : pos + size].decode("utf-8"))
             pos += size
-        return Sent(fields[0] or None, fields[1] or None, fields[2], fields[3], frame[pos:], frame)
+        assert fields[1], "a binary push without a ref"
+        return Sent(fields[0] or None, fields[1], fields[2], fields[3], frame[pos:], frame)
     value = json.loads(frame)
     if vsn == "2.0.0":
         assert isinstance(value, list) and len(value) == 5, frame
-        return Sent(*value, raw=frame)
-    assert isinstance(value, dict), frame
-    return Sent(value.get("join_ref"), value["ref"], value["topic"], value["event"], value["payload"], frame)
+        join_ref, ref, topic, event, payload = value
+    else:
+        assert isinstance(value, dict), frame
+        join_ref = value.get("join_ref")
+        ref, topic, event, payload = (value[k] for k in ("ref", "topic", "event", "payload"))
+    assert isinstance(ref, str), f"a frame without a string ref: {frame!r}"
+    return Sent(join_ref, ref, topic, event, payload, frame)
 
 
 class FakeClient:
