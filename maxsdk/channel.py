@@ -135,7 +135,7 @@ class Channel:
             return self
         if state in (ChannelState.JOINING, ChannelState.ERRORED):
             return self._wait_joined(timeout)
-        payload = self._engine.serializer.encode_payload(self._join_params())
+        payload = self._engine.driver.serializer.encode_payload(self._join_params())
         waiter = PendingReply(self._engine, self.topic, "phx_join", timeout)
         self._core.timeout = timeout
         self._engine.run(lambda session, now: session.join(self._core, payload, now, timeout, waiter))
@@ -221,9 +221,9 @@ class Channel:
             raise ConfigurationError("event must be a non-empty string")
         timeout = _check_timeout(self.timeout if timeout is None else timeout)
         engine = self._engine
-        encoded = engine.serializer.encode_payload({} if payload is None else to_payload(payload))
+        encoded = engine.driver.serializer.encode_payload({} if payload is None else to_payload(payload))
         if isinstance(encoded, bytes):
-            engine.serializer.check_binary_fields(self.topic, event)
+            engine.driver.serializer.check_binary_fields(self.topic, event)
         if self._client.closed:
             raise ClientClosedError("the client is closed")
         waiter = PendingReply(engine, self.topic, event, timeout)

@@ -20,7 +20,6 @@ code never runs under either lock.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import logging
 import threading
@@ -41,7 +40,7 @@ from maxsdk._runtime.transport import (
     TransportOptions,
 )
 from maxsdk.config import ClientConfig, make_ssl_context
-from maxsdk.endpoint import build_socket_url, redact_url
+from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
     AuthenticationError,
     ClientClosedError,
@@ -55,20 +54,16 @@ from maxsdk.errors import (
     TLSVerificationError,
     WrongThreadError,
 )
-from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import (
-    ChannelMessage,
-    ChannelStateChanged,
     Completion,
     HeartbeatReplied,
     ProtocolErrorReceived,
     RawMessage,
 )
-from maxsdk.protocol.phoenix.serializer import serializer_for
-from maxsdk.protocol.phoenix.session import PhoenixSession, SessionConfig
-from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
+from maxsdk.status import ConnectionState, Diagnostics
 
 if TYPE_CHECKING:
+    from maxsdk._runtime.driver import ProtocolDriver
     from maxsdk.reply import PendingReply
 
 __all__ = ["Engine"]
@@ -92,10 +87,6 @@ class _Callback(NamedTuple):
     arg: Any
 
 
-def _droppable(item: Any) -> bool:
-    return type(item) is ChannelMessage or type(item) is RawMessage
-
-
 class Engine:
     """Runs one client: threads, connection loop, and calls into the protocol core.
 
@@ -112,13 +103,13 @@ class Engine:
         config: ClientConfig,
         owner: Any,
         *,
+        driver_factory: Callable[[ClientConfig, Callable[[Any], None]], ProtocolDriver] | None = None,
         transport_factory: Callable[[str, TransportOptions, str], Transport] | None = None,
     ) -> None:
         self.config = config
         self.owner = owner
         self.id = next(_ids)
         self.name = config.name or f"maxsdk-{self.id}"
-        self.serializer = serializer_for(config.vsn)
         self.redacted_url = redact_url(config.url)
         self._open_transport = transport_factory or (
             lambda url, options, redacted: open_transport(config.transport, url, options, redacted_url=redacted)
@@ -145,9 +136,14 @@ class Engine:
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.reconnects = 0
         self.connect_failures = 0
-        self._session = self._new_session()
         self._dispatcher: Dispatcher | None = None
         self._timer: Timer | None = None
+        if driver_factory is None:
+            from maxsdk._runtime.phoenix_driver import PhoenixDriver
+
+            driver_factory = PhoenixDriver
+        self.driver = driver_factory(config, self._submit)
+        self._session = self.driver.session
         if not config.verify_tls:
             log.warning("%s: TLS certificate verification is DISABLED for %s", self.name, self.redacted_url)
 
@@ -157,19 +153,6 @@ class Engine:
     def state(self) -> ConnectionState:
         """The current connection state."""
         return self._state
-
-    def _new_session(self) -> PhoenixSession:
-        config = self.config
-        session_config = SessionConfig(
-            heartbeat_interval=config.heartbeat_interval,
-            heartbeat_timeout=config.heartbeat_timeout,
-            rejoin=config.rejoin,
-            max_pending=config.max_pending,
-        )
-        kwargs: dict[str, Any] = {"emit": self._submit}
-        if config.rng is not None:
-            kwargs["rng"] = config.rng
-        return PhoenixSession(self.serializer, session_config, **kwargs)
 
     def _submit(self, item: Any) -> None:
         dispatcher = self._dispatcher
@@ -197,7 +180,7 @@ class Engine:
             timer = self._timer
             assert timer is not None
             self._internal_idents = frozenset(t.ident for t in (reader, timer.thread) if t.ident is not None)
-        self._notify(
+        self.notify(
             signals.state_changed, old=old, new=ConnectionState.CONNECTING, reason=f"connecting to {self.redacted_url}"
         )
 
@@ -206,7 +189,7 @@ class Engine:
             self._dispatch,
             maxsize=self.config.dispatch_queue_size,
             overflow=self.config.overflow,  # type: ignore[arg-type]
-            droppable=_droppable,
+            droppable=self.driver.droppable,
             name=f"{self.name}-dispatch",
         )
         self._timer = Timer(self._tick, name=f"{self.name}-timer")
@@ -268,7 +251,10 @@ class Engine:
             if self._helpers_running or self._loop_active:
                 self._set_state(ConnectionState.CLOSING, "closing")
             if connected:
-                self._leave_all(deadline)
+                try:
+                    self.driver.before_close(self, deadline)
+                except Exception:
+                    log.exception("%s: error while closing gracefully", self.name)
             self._stop_loop(deadline)
             self._end_session(ConnectionState.CLOSED, "closed by the client")
             self._join_threads(deadline)
@@ -329,22 +315,6 @@ class Engine:
             threads.append(self._dispatcher.thread)
         return threads
 
-    def _leave_all(self, deadline: float) -> None:
-        from maxsdk.reply import PendingReply
-
-        waiters = []
-        with self._lock:
-            for core in self._session.channels():
-                if core.state in (ChannelState.JOINED, ChannelState.JOINING, ChannelState.ERRORED):
-                    waiter = PendingReply(None, core.topic, "phx_leave", 1.0)
-                    self._session.leave(core, _monotonic(), max(0.1, min(1.0, deadline - _monotonic())), waiter)
-                    waiters.append(waiter)
-            completions, _ = self._session.take_output()
-        self._complete(completions)
-        self._flush()
-        for waiter in waiters:
-            waiter._event.wait(max(0.0, min(1.0, deadline - _monotonic())))
-
     def _set_state(self, new: ConnectionState, reason: str) -> ConnectionState:
         with self._state_cond:
             old = self._state
@@ -352,10 +322,10 @@ class Engine:
             self._state_cond.notify_all()
         if old is not new:
             log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
-            self._notify(signals.state_changed, old=old, new=new, reason=reason)
+            self.notify(signals.state_changed, old=old, new=new, reason=reason)
         return old
 
-    def _notify(self, signal: Any, **kwargs: Any) -> None:
+    def notify(self, signal: Any, **kwargs: Any) -> None:
         """Queue a connection-level signal for the dispatcher, in order with channel events."""
         with self._lock:
             self._submit(_Notice(signal, kwargs))
@@ -372,12 +342,12 @@ class Engine:
 
     # -- calls into the core --------------------------------------------------------------
 
-    def run(self, operation: Callable[[PhoenixSession, float], Any]) -> Any:
+    def run(self, operation: Callable[[Any, float], Any]) -> Any:
         """Run ``operation(session, now)`` under the lock, then act on its output."""
         session = self._session
         with self._lock:
             result = operation(session, _monotonic())
-            if session.completions or session.rejoins_due:
+            if session.completions or session.followups:
                 completions, rejoins = session.take_output()
             else:
                 completions = rejoins = None
@@ -385,13 +355,13 @@ class Engine:
         if completions:
             self._complete(completions)
         if rejoins:
-            self._rejoin(rejoins)
+            self.driver.run_followups(self, rejoins)
         if session.outgoing:
             self._flush()
         self._poke_timer(new_deadline)
         return result
 
-    def push(self, core: ChannelCore, event: str, payload: str | bytes, timeout: float, waiter: PendingReply) -> str:
+    def push(self, core: Any, event: str, payload: str | bytes, timeout: float, waiter: PendingReply) -> str:
         """Push on a channel (the hot path of :meth:`Channel.push`)."""
         session = self._session
         with self._lock:
@@ -414,19 +384,6 @@ class Engine:
                 continue
             for callback in waiter._complete(outcome):
                 self.call_soon(callback, waiter)
-
-    def _rejoin(self, cores: list[ChannelCore]) -> None:
-        """Evaluate each channel's join params (user code: outside the lock), then rejoin."""
-        for core in cores:
-            channel = core.owner
-            try:
-                payload = self.serializer.encode_payload(channel._join_params())
-            except Exception as exc:  # noqa: BLE001 - a user params callable failed
-                log.error("%s: cannot build join params for %r: %s", self.name, core.topic, exc)
-                self._notify(signals.handler_failed, handler=channel.params, error=exc, context="join params")
-                self.run(lambda session, now, core=core: session.rejoin_not_sent(core, now))
-                continue
-            self.run(lambda session, now, core=core, payload=payload: session.send_rejoin(core, payload, now))
 
     def _flush(self) -> None:
         """Write queued frames in order (one writer at a time)."""
@@ -468,7 +425,7 @@ class Engine:
             if completions:
                 self._complete(completions)
             if rejoins:
-                self._rejoin(rejoins)
+                self.driver.run_followups(self, rejoins)
             if session.outgoing:
                 self._flush()
             if close_request is not None:
@@ -553,7 +510,7 @@ class Engine:
     def _wait_before_retry(self, attempt: int, delay: float, error: BaseException | None, why: str) -> None:
         reason = f"reconnecting in {delay:.2f} s {why} (attempt {attempt})"
         self._set_state(ConnectionState.RECONNECTING, reason)
-        self._notify(signals.reconnecting, attempt=attempt, delay=delay, error=error, reason=reason)
+        self.notify(signals.reconnecting, attempt=attempt, delay=delay, error=error, reason=reason)
         if not self._stop.wait(delay):
             self._set_state(ConnectionState.CONNECTING, f"attempt {attempt}")
 
@@ -562,7 +519,7 @@ class Engine:
             if error is not None and not self._connected_since_start:
                 self._fatal = error
         log.error("%s: %s", self.name, reason)
-        self._notify(signals.reconnect_failed, error=error, attempts=attempts, reason=reason)
+        self.notify(signals.reconnect_failed, error=error, attempts=attempts, reason=reason)
 
     def _is_fatal(self, error: BaseException) -> bool:
         if isinstance(error, HandshakeError):
@@ -580,18 +537,14 @@ class Engine:
             params = config.params() if callable(config.params) else config.params
             headers = config.headers() if callable(config.headers) else config.headers
             token = config.auth_token() if callable(config.auth_token) else config.auth_token
-            url = build_socket_url(config.url, params, config.vsn)
+            url = self.driver.connect_url(params)
         except MaxsdkError:
             raise
         except Exception as exc:
             raise ConnectFailedError(f"cannot build the connection parameters: {exc!r}", url=self.redacted_url) from exc
         if headers is not None and not isinstance(headers, Mapping):
             raise ConfigurationError("headers callable must return a mapping")
-        subprotocols: tuple[str, ...] = ()
-        if token:
-            # Phoenix >= 1.8 authToken (reference §1.4): standard base64 without padding.
-            encoded = base64.b64encode(token.encode()).decode().rstrip("=")
-            subprotocols = ("phoenix", f"base64url.bearer.phx.{encoded}")
+        subprotocols = self.driver.subprotocols(token)
         options = TransportOptions(
             headers=tuple((str(k), str(v)) for k, v in (headers or {}).items()),
             subprotocols=subprotocols,
@@ -624,7 +577,7 @@ class Engine:
         log.info("%s: connected to %s", self.name, self.redacted_url)
         self._complete(completions)
         if rejoins:
-            self._rejoin(rejoins)
+            self.driver.run_followups(self, rejoins)
         self._flush()
         if self._timer is not None:
             self._timer.poke()
@@ -653,8 +606,8 @@ class Engine:
         recv = transport.recv
         session = self._session
         receive = session.receive
-        decode_text = self.serializer.decode_text
-        decode_binary = self.serializer.decode_binary
+        decode_text = self.driver.decode_text
+        decode_binary = self.driver.decode_binary
         lock = self._lock
         dispatcher = self._dispatcher
         timer = self._timer
@@ -691,7 +644,7 @@ class Engine:
             with lock:
                 session.emit_raw = bool(raw_receivers) and raw_signal.has_receivers_for(owner)
                 receive(message, now)
-                if session.completions or session.rejoins_due:
+                if session.completions or session.followups:
                     completions, rejoins = session.take_output()
                 else:
                     completions = rejoins = None
@@ -701,7 +654,7 @@ class Engine:
             if completions:
                 self._complete(completions)
             if rejoins:
-                self._rejoin(rejoins)
+                self.driver.run_followups(self, rejoins)
             if session.outgoing:
                 self._flush()
             if dispatcher.reader_blocked or len(dispatcher._queue) >= dispatcher._maxsize:
@@ -712,10 +665,8 @@ class Engine:
     def _dispatch(self, item: Any) -> None:
         """Run on the dispatcher thread for every queued event."""
         kind = type(item)
-        if kind is ChannelMessage:
-            item.owner._deliver(item.message, item.join_ref)
-        elif kind is ChannelStateChanged:
-            self._channel_state_changed(item)
+        if self.driver.dispatch(self, item):
+            pass
         elif kind is _Notice:
             self.send_signal(item.signal, **item.kwargs)
         elif kind is RawMessage:
@@ -731,23 +682,6 @@ class Engine:
             count, dispatcher.dropped_unreported = dispatcher.dropped_unreported, 0
             log.warning("%s: dispatch queue full: %d message(s) dropped (%s)", self.name, count, self.config.overflow)
             self.send_signal(signals.messages_dropped, count=count, total=dispatcher.dropped_total)
-
-    def _channel_state_changed(self, change: ChannelStateChanged) -> None:
-        channel = change.owner
-        channel._state_changed(change)
-        new = change.new
-        if new is ChannelState.JOINED:
-            self.send_signal(
-                signals.channel_joined, channel=channel, response=change.response, rejoined=change.reason == "rejoined"
-            )
-        elif new is ChannelState.ERRORED:
-            self.send_signal(signals.channel_errored, channel=channel, reason=change.reason, response=change.response)
-            if change.reason in ("rejoin_refused", "timeout"):
-                self.send_signal(
-                    signals.channel_rejoin_failed, channel=channel, reason=change.reason, response=change.response
-                )
-        elif new is ChannelState.CLOSED:
-            self.send_signal(signals.channel_closed, channel=channel, reason=change.reason, response=change.response)
 
     def send_signal(self, signal: Any, **kwargs: Any) -> None:
         """Call each receiver of ``signal`` for this client, isolating failures."""
@@ -773,7 +707,7 @@ class Engine:
         """A snapshot of the connection (see :class:`Diagnostics`)."""
         with self._lock:
             session = self._session
-            channels = tuple(ChannelSnapshot(c.topic, str(c.state), c.join_ref) for c in session.channels())
+            channels = self.driver.snapshot()
             rtt = session.last_heartbeat_rtt
             counters = dict(session.counters)
             pending = session.pending_count

@@ -146,20 +146,27 @@ class PhoenixSession:
         self._heartbeats = True
         self._last_received = 0.0
         self.completions: list[Completion] = []
-        self.rejoins_due: list[ChannelCore] = []
+        #: Channels whose (re)join is due: the runtime evaluates their join
+        #: params outside its lock, then calls :meth:`send_rejoin`.
+        self.followups: list[ChannelCore] = []
 
     # -- outputs --------------------------------------------------------------
 
+    @property
+    def rejoins_due(self) -> list[ChannelCore]:
+        """The channels waiting for a rejoin (the session's ``followups``)."""
+        return self.followups
+
     def take_output(self) -> tuple[list[Completion], list[ChannelCore]]:
-        """Return and clear ``(completions, rejoins_due)``.
+        """Return and clear ``(completions, followups)`` (followups = channels due a rejoin).
 
         Events are not buffered here: they go to the ``emit`` sink as they happen.
         """
-        completions, rejoins = self.completions, self.rejoins_due
+        completions, rejoins = self.completions, self.followups
         if completions:
             self.completions = []
         if rejoins:
-            self.rejoins_due = []
+            self.followups = []
         return completions, rejoins
 
     def next_deadline(self) -> float | None:
@@ -205,7 +212,7 @@ class PhoenixSession:
             if ch.state is _S.ERRORED or (ch.state is _S.JOINING and not ch.join_sent):
                 ch.rejoin_attempt = 0
                 self._deadlines.cancel(("rejoin", ch))
-                self.rejoins_due.append(ch)
+                self.followups.append(ch)
 
     def connection_closed(self, now: float, reason: str = "connection_closed") -> None:
         """The transport closed: drop unsent frames, end in-flight pushes, error channels."""
@@ -273,7 +280,7 @@ class PhoenixSession:
             self._send_join(ch, payload, now)
 
     def send_rejoin(self, ch: ChannelCore, payload: EncodedPayload, now: float) -> bool:
-        """Send the (re)join of a channel listed in ``rejoins_due``, if still wanted.
+        """Send the (re)join of a channel listed in ``followups``, if still wanted.
 
         Returns:
             Whether a ``phx_join`` was sent (the channel may have been left
@@ -408,7 +415,7 @@ class PhoenixSession:
             elif kind == "rejoin":
                 ch = key[1]
                 if self.connected and ch.state is _S.ERRORED:
-                    self.rejoins_due.append(ch)
+                    self.followups.append(ch)
             elif kind == "join_wait":
                 self._join_wait_expired(key[1])
 
