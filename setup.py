@@ -8,7 +8,9 @@ HERE = Path(__file__).parent
 ABOUT: dict = {}
 exec((HERE / "maxsdk" / "_version.py").read_text(encoding="utf-8"), ABOUT)
 
+PROMETHEUS_REQUIRES = ["prometheus-client>=0.17"]
 TEST_REQUIRES = [
+    "prometheus-client>=0.17",
     "pytest>=7.4",
     "pytest-timeout>=2.2",
     "hypothesis>=6.90",
@@ -49,6 +51,7 @@ setup(
         "test": TEST_REQUIRES,
         "lint": LINT_REQUIRES,
         "docs": DOCS_REQUIRES,
+        "prometheus": PROMETHEUS_REQUIRES,
         "dev": TEST_REQUIRES + LINT_REQUIRES + DOCS_REQUIRES,
     },
     entry_points={"console_scripts": ["maxsdk=maxsdk.cli:main"]},

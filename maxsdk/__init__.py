@@ -50,6 +50,7 @@ from maxsdk.protocol.backoff import Backoff
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
 from maxsdk.reply import PendingReply, Reply
+from maxsdk.stats import Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
 
 logging.getLogger("maxsdk").addHandler(logging.NullHandler())
@@ -87,6 +88,7 @@ __all__ = [
     "ReplyError",
     "ReplyLostError",
     "ReplyTimeoutError",
+    "Stats",
     "TLSVerificationError",
     "TransportError",
     "WrongThreadError",

@@ -13,6 +13,7 @@ from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, Secr
 from maxsdk.errors import ClientClosedError, ConfigurationError
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
+from maxsdk.stats import Stats
 from maxsdk.status import ConnectionState, Diagnostics
 
 __all__ = ["Client"]
@@ -258,6 +259,16 @@ class Client:
         self._engine.run(lambda session, now: session.ping(now, timeout, waiter))
         waiter.wait()
         return time.monotonic() - started
+
+    def stats(self) -> Stats:
+        """Counters, gauges, latency percentiles and rates (see :class:`~maxsdk.stats.Stats`).
+
+        Rates cover the time since the previous ``stats()`` call.
+        """
+        return self._engine.stats(self._outbox_depth())
+
+    def _outbox_depth(self) -> int | None:
+        return None
 
     def diagnostics(self) -> Diagnostics:
         """A snapshot of the connection for logs and health checks (no secrets)."""

@@ -8,6 +8,7 @@ goes away.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -66,7 +67,7 @@ class PendingReply:
     except maxsdk's reader and timer threads.
     """
 
-    __slots__ = ("_callbacks", "_engine", "_event", "_lock", "_outcome", "event", "ref", "timeout", "topic")
+    __slots__ = ("_callbacks", "_engine", "_event", "_lock", "_outcome", "created", "event", "ref", "timeout", "topic")
 
     def __init__(self, engine: Engine | None, topic: str, event: str, timeout: float) -> None:
         self._engine = engine
@@ -78,6 +79,8 @@ class PendingReply:
         self.event = event
         self.timeout = timeout
         self.ref: str | None = None
+        #: Monotonic time of creation (push latency is measured from here).
+        self.created = time.monotonic()
 
     def done(self) -> bool:
         """Whether the outcome is known."""

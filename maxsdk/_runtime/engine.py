@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from maxsdk import signals
 from maxsdk._runtime.connector import open_transport
 from maxsdk._runtime.dispatcher import Dispatcher
+from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import Timer
 from maxsdk._runtime.transport import (
     BINARY,
@@ -60,6 +61,7 @@ from maxsdk.protocol.phoenix.events import (
     ProtocolErrorReceived,
     RawMessage,
 )
+from maxsdk.stats import Stats
 from maxsdk.status import ConnectionState, Diagnostics
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ log = logging.getLogger("maxsdk.client")
 frame_log = logging.getLogger("maxsdk.frames")
 
 _ids = itertools.count(1)
+_CONTROL_EVENTS = frozenset({"phx_join", "phx_leave", "heartbeat"})
 _monotonic = time.monotonic
 
 
@@ -136,6 +139,11 @@ class Engine:
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.reconnects = 0
         self.connect_failures = 0
+        self.metrics = Metrics()
+        #: A human-readable explanation of the current state.
+        self.status_reason = "not started"
+        self._state_since = _monotonic()
+        self._last_stats = (self._state_since, 0, 0, 0)
         self._dispatcher: Dispatcher | None = None
         self._timer: Timer | None = None
         if driver_factory is None:
@@ -319,6 +327,14 @@ class Engine:
         with self._state_cond:
             old = self._state
             self._state = new
+            self.status_reason = reason
+            now = _monotonic()
+            if old is not new:
+                if old is ConnectionState.CONNECTED:
+                    self.metrics.connected_seconds += now - self._state_since
+                elif old in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
+                    self.metrics.disconnected_seconds += now - self._state_since
+                self._state_since = now
             self._state_cond.notify_all()
         if old is not new:
             log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
@@ -379,9 +395,13 @@ class Engine:
             timer.poke()
 
     def _complete(self, completions: list[Completion]) -> None:
+        now = _monotonic()
+        observe = self.metrics.observe_reply
         for waiter, outcome in completions:
             if waiter is None:
                 continue
+            if outcome.event not in _CONTROL_EVENTS:
+                observe(outcome.status, now - waiter.created)
             for callback in waiter._complete(outcome):
                 self.call_soon(callback, waiter)
 
@@ -672,6 +692,7 @@ class Engine:
         elif kind is RawMessage:
             self.send_signal(signals.message_received, message=item.message)
         elif kind is HeartbeatReplied:
+            self.metrics.observe_heartbeat(item.rtt)
             self.send_signal(signals.heartbeat, rtt=item.rtt)
         elif kind is ProtocolErrorReceived:
             self.send_signal(signals.protocol_error, error=item.error)
@@ -730,6 +751,60 @@ class Engine:
             stale_dropped=counters["stale_dropped"],
             last_error=str(self._last_error) if self._last_error else None,
             transport=self.transport_kind,
+        )
+
+    def stats(self, outbox_depth: int | None = None, *, advance_window: bool = True) -> Stats:
+        """Counters, gauges and rates (see :class:`~maxsdk.stats.Stats`).
+
+        ``advance_window=False`` reads without starting a new rate window
+        (for exporters that must not disturb the user's ``stats()`` calls).
+        """
+        metrics = self.metrics
+        now = _monotonic()
+        with self._lock:
+            counters = dict(self._session.counters)
+            pending = self._session.pending_count
+            since, frames_in, frames_out, errors_before = self._last_stats
+            errors = metrics.errors + counters.get("protocol_errors", 0)
+            if advance_window:
+                self._last_stats = (now, self.frames_in, self.frames_out, errors)
+        window = max(now - since, 1e-9)
+        latency = metrics.push_latency
+        connected, disconnected = metrics.connected_seconds, metrics.disconnected_seconds
+        if self._state is ConnectionState.CONNECTED:
+            connected += now - self._state_since
+        elif self._state in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
+            disconnected += now - self._state_since
+        dispatcher = self._dispatcher
+        return Stats(
+            state=str(self._state),
+            status=self.status_reason,
+            window=window,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            messages_in_per_s=(self.frames_in - frames_in) / window,
+            messages_out_per_s=(self.frames_out - frames_out) / window,
+            messages_by_event=dict(metrics.messages_by_event),
+            replies_by_status=dict(metrics.replies_by_status),
+            push_latency_p50=latency.percentile(0.5),
+            push_latency_p95=latency.percentile(0.95),
+            push_latency_p99=latency.percentile(0.99),
+            push_latency_max=latency.max if latency.count else None,
+            timeouts=metrics.replies_by_status.get("timeout", 0),
+            errors=errors,
+            error_rate=(errors - errors_before) / window,
+            reconnects=self.reconnects,
+            connect_failures=self.connect_failures,
+            connected_seconds=connected,
+            disconnected_seconds=disconnected,
+            heartbeat_rtt=metrics.heartbeat_rtt_last,
+            heartbeat_rtt_smoothed=metrics.heartbeat_rtt_smoothed,
+            dispatch_queue_depth=dispatcher.depth if dispatcher else 0,
+            messages_dropped=dispatcher.dropped_total if dispatcher else 0,
+            pending_pushes=pending,
+            outbox_depth=outbox_depth,
         )
 
     @property

@@ -1,0 +1,126 @@
+"""Prometheus export of a client's metrics (install the ``prometheus`` extra).
+
+The collector is registered on a registry **you** pass — never the global
+default unless you pass it yourself — so two clients (or two apps in one
+process) never collide::
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from maxsdk.prometheus import ClientCollector
+
+    registry = CollectorRegistry()
+    registry.register(ClientCollector(client))
+    text = generate_latest(registry)
+
+Metric names (every metric has the label ``client``, the client's name):
+
+====================================  =========  =========================================
+``maxsdk_connected``                  gauge      1 while the connection is open
+``maxsdk_frames_received_total``      counter    WebSocket messages received
+``maxsdk_frames_sent_total``          counter    WebSocket messages sent
+``maxsdk_bytes_received_total``       counter    payload bytes received
+``maxsdk_bytes_sent_total``           counter    payload bytes sent
+``maxsdk_messages_total``             counter    channel messages delivered, label ``event``
+``maxsdk_replies_total``              counter    push outcomes, label ``status``
+``maxsdk_push_latency_seconds``       histogram  push → reply latency
+``maxsdk_reconnects_total``           counter    connections opened after the first
+``maxsdk_connect_failures_total``     counter    failed connection attempts
+``maxsdk_connected_seconds_total``    counter    time spent connected
+``maxsdk_disconnected_seconds_total`` counter    time spent connecting or reconnecting
+``maxsdk_heartbeat_rtt_seconds``      gauge      smoothed heartbeat round trip
+``maxsdk_pending_pushes``             gauge      pushes awaiting a reply
+``maxsdk_dispatch_queue_depth``       gauge      events waiting for handlers
+``maxsdk_messages_dropped_total``     counter    messages dropped by the overflow policy
+``maxsdk_errors_total``               counter    error replies, timeouts, lost pushes, protocol errors
+``maxsdk_outbox_depth``               gauge      durable messages waiting (when an outbox is used)
+====================================  =========  =========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+if TYPE_CHECKING:
+    from maxsdk.client import Client
+
+__all__ = ["ClientCollector"]
+
+
+class ClientCollector:
+    """A ``prometheus_client`` collector for one :class:`~maxsdk.Client`.
+
+    Args:
+        client: the client to export.
+        prefix: metric name prefix (default ``"maxsdk"``).
+
+    """
+
+    def __init__(self, client: Client, *, prefix: str = "maxsdk") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def describe(self) -> list[Any]:
+        """Metric families without samples (lets registries detect name clashes)."""
+        return list(self._families(empty=True))
+
+    def collect(self) -> Iterator[Any]:
+        """The current values."""
+        yield from self._families(empty=False)
+
+    def _families(self, *, empty: bool) -> Iterator[Any]:
+        p = self._prefix
+        name = self._client._engine.name
+        engine = self._client._engine
+        stats = None if empty else engine.stats(self._client._outbox_depth(), advance_window=False)
+        label = ["client"]
+
+        def gauge(metric: str, doc: str, value: float | None) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(f"{p}_{metric}", doc, labels=label)
+            if stats is not None and value is not None:
+                family.add_metric([name], value)
+            return family
+
+        def counter(metric: str, doc: str, value: float | None) -> CounterMetricFamily:
+            family = CounterMetricFamily(f"{p}_{metric}", doc, labels=label)
+            if stats is not None and value is not None:
+                family.add_metric([name], value)
+            return family
+
+        s = stats
+        yield gauge(
+            "connected", "1 while the connection is open.", None if s is None else float(s.state == "connected")
+        )
+        yield counter("frames_received", "WebSocket messages received.", s and s.frames_in)
+        yield counter("frames_sent", "WebSocket messages sent.", s and s.frames_out)
+        yield counter("bytes_received", "Payload bytes received.", s and s.bytes_in)
+        yield counter("bytes_sent", "Payload bytes sent.", s and s.bytes_out)
+        messages = CounterMetricFamily(
+            f"{p}_messages", "Channel messages delivered, by event.", labels=["client", "event"]
+        )
+        replies = CounterMetricFamily(f"{p}_replies", "Push outcomes, by status.", labels=["client", "status"])
+        latency = HistogramMetricFamily(f"{p}_push_latency_seconds", "Push to reply latency.", labels=label)
+        if s is not None:
+            for event, count in sorted(s.messages_by_event.items()):
+                messages.add_metric([name, event], count)
+            for status, count in sorted(s.replies_by_status.items()):
+                replies.add_metric([name, status], count)
+            histogram = engine.metrics.push_latency
+            buckets = [
+                ("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in histogram.buckets()
+            ]
+            latency.add_metric([name], buckets, histogram.sum)
+        yield messages
+        yield replies
+        yield latency
+        yield counter("reconnects", "Connections opened after the first one.", s and s.reconnects)
+        yield counter("connect_failures", "Failed connection attempts.", s and s.connect_failures)
+        yield counter("connected_seconds", "Time spent connected.", s and s.connected_seconds)
+        yield counter("disconnected_seconds", "Time spent connecting or reconnecting.", s and s.disconnected_seconds)
+        yield gauge("heartbeat_rtt_seconds", "Smoothed heartbeat round trip.", s and s.heartbeat_rtt_smoothed)
+        yield gauge("pending_pushes", "Pushes awaiting a reply.", s and s.pending_pushes)
+        yield gauge("dispatch_queue_depth", "Events waiting for handlers.", s and s.dispatch_queue_depth)
+        yield counter("messages_dropped", "Messages dropped by the overflow policy.", s and s.messages_dropped)
+        yield counter("errors", "Error replies, timeouts, lost pushes and protocol errors.", s and s.errors)
+        yield gauge("outbox_depth", "Durable messages waiting to be delivered.", s and s.outbox_depth)
