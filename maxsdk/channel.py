@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast, overload
 
 from maxsdk import signals
 from maxsdk.errors import (
@@ -23,6 +23,7 @@ from maxsdk.reply import PendingReply, Reply
 
 if TYPE_CHECKING:
     from maxsdk._runtime.engine import Engine
+    from maxsdk._runtime.phoenix_driver import PhoenixDriver
     from maxsdk.client import Client
     from maxsdk.stream import Expectation, MessageStream
 
@@ -77,6 +78,7 @@ class Channel:
         self.message_hook: Callable[[str, Any], Any] | None = None
         self._client = client
         self._engine = engine
+        self._serializer = cast("PhoenixDriver", engine.driver).serializer
         self._core = ChannelCore(topic, self, timeout)
         self._bindings: dict[str, tuple[_Binding, ...]] = {}
         self._any: tuple[_AnyBinding, ...] = ()
@@ -135,7 +137,7 @@ class Channel:
             return self
         if state in (ChannelState.JOINING, ChannelState.ERRORED):
             return self._wait_joined(timeout)
-        payload = self._engine.driver.serializer.encode_payload(self._join_params())
+        payload = self._serializer.encode_payload(self._join_params())
         waiter = PendingReply(self._engine, self.topic, "phx_join", timeout)
         self._core.timeout = timeout
         self._engine.run(lambda session, now: session.join(self._core, payload, now, timeout, waiter))
@@ -221,9 +223,9 @@ class Channel:
             raise ConfigurationError("event must be a non-empty string")
         timeout = _check_timeout(self.timeout if timeout is None else timeout)
         engine = self._engine
-        encoded = engine.driver.serializer.encode_payload({} if payload is None else to_payload(payload))
+        encoded = self._serializer.encode_payload({} if payload is None else to_payload(payload))
         if isinstance(encoded, bytes):
-            engine.driver.serializer.check_binary_fields(self.topic, event)
+            self._serializer.check_binary_fields(self.topic, event)
         if self._client.closed:
             raise ClientClosedError("the client is closed")
         waiter = PendingReply(engine, self.topic, event, timeout)

@@ -79,7 +79,7 @@ def decode(model: type[T], payload: Any) -> T:
         else:
             from dataclasses_json.core import _decode_dataclass
 
-            instance = _decode_dataclass(model, payload, False)
+            instance = _decode_dataclass(model, payload, False)  # type: ignore[no-untyped-call]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(model, str(exc) or type(exc).__name__) from exc
     return cast(T, instance)
@@ -99,7 +99,7 @@ def _check_types(model: type, payload: dict[str, Any]) -> None:
     for f in dataclasses.fields(model):  # type: ignore[arg-type]
         if f.name not in payload:
             continue
-        expected = _SIMPLE.get(hints.get(f.name))  # type: ignore[call-overload]
+        expected = _SIMPLE.get(hints.get(f.name))  # type: ignore[call-overload,arg-type]
         if expected is None:
             continue
         value = payload[f.name]

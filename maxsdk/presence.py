@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 from typing import TYPE_CHECKING, Any, Callable
@@ -36,9 +37,9 @@ class Presence:
         self._tracker = PresenceTracker()
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
-        self._on_join: list[PresenceCallback] = []
-        self._on_leave: list[PresenceCallback] = []
-        self._on_sync: list[Callable[[], Any]] = []
+        self._on_join: builtins.list[PresenceCallback] = []
+        self._on_leave: builtins.list[PresenceCallback] = []
+        self._on_sync: builtins.list[Callable[[], Any]] = []
         self.state_event = "presence_state"
         self.diff_event = "presence_diff"
 
@@ -49,7 +50,7 @@ class Presence:
         """Whether a ``presence_state`` has been received."""
         return self._tracker.synced
 
-    def list(self, chooser: Callable[[str, dict[str, Any]], Any] | None = None) -> list[Any]:
+    def list(self, chooser: Callable[[str, dict[str, Any]], Any] | None = None) -> builtins.list[Any]:
         """One element per key: ``chooser(key, entry)``, or the ``{"metas": [...]}`` entry (phoenix.js ``list``)."""
         with self._lock:
             return list_presences(self._tracker.state, chooser)
@@ -60,7 +61,7 @@ class Presence:
             entry = self._tracker.state.get(key)
             return copy.deepcopy(entry) if entry is not None else None
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         """The presence keys (e.g. user ids) currently present."""
         with self._lock:
             return list(self._tracker.state)
@@ -106,7 +107,7 @@ class Presence:
         """Apply a presence event; return whether it was one."""
         if event == self.state_event and isinstance(payload, dict):
             with self._lock:
-                changes: list[PresenceChange] | None = self._tracker.apply_state(payload, join_ref)
+                changes: builtins.list[PresenceChange] | None = self._tracker.apply_state(payload, join_ref)
                 self._synced.notify_all()
         elif event == self.diff_event and isinstance(payload, dict):
             with self._lock:
@@ -117,7 +118,7 @@ class Presence:
             self._report(changes)
         return True
 
-    def _report(self, changes: list[PresenceChange]) -> None:
+    def _report(self, changes: builtins.list[PresenceChange]) -> None:
         channel = self._channel
         engine = channel._engine
         for change in changes:

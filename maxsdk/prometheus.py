@@ -44,8 +44,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 if TYPE_CHECKING:
     from maxsdk.client import Client
+    from maxsdk.stats import Stats
 
 __all__ = ["ClientCollector"]
+
+
+def _get(stats: Stats | None, name: str) -> float | None:
+    value = None if stats is None else getattr(stats, name)
+    return None if value is None else float(value)
 
 
 class ClientCollector:
@@ -92,10 +98,10 @@ class ClientCollector:
         yield gauge(
             "connected", "1 while the connection is open.", None if s is None else float(s.state == "connected")
         )
-        yield counter("frames_received", "WebSocket messages received.", s and s.frames_in)
-        yield counter("frames_sent", "WebSocket messages sent.", s and s.frames_out)
-        yield counter("bytes_received", "Payload bytes received.", s and s.bytes_in)
-        yield counter("bytes_sent", "Payload bytes sent.", s and s.bytes_out)
+        yield counter("frames_received", "WebSocket messages received.", _get(s, "frames_in"))
+        yield counter("frames_sent", "WebSocket messages sent.", _get(s, "frames_out"))
+        yield counter("bytes_received", "Payload bytes received.", _get(s, "bytes_in"))
+        yield counter("bytes_sent", "Payload bytes sent.", _get(s, "bytes_out"))
         messages = CounterMetricFamily(
             f"{p}_messages", "Channel messages delivered, by event.", labels=["client", "event"]
         )
@@ -114,13 +120,13 @@ class ClientCollector:
         yield messages
         yield replies
         yield latency
-        yield counter("reconnects", "Connections opened after the first one.", s and s.reconnects)
-        yield counter("connect_failures", "Failed connection attempts.", s and s.connect_failures)
-        yield counter("connected_seconds", "Time spent connected.", s and s.connected_seconds)
-        yield counter("disconnected_seconds", "Time spent connecting or reconnecting.", s and s.disconnected_seconds)
-        yield gauge("heartbeat_rtt_seconds", "Smoothed heartbeat round trip.", s and s.heartbeat_rtt_smoothed)
-        yield gauge("pending_pushes", "Pushes awaiting a reply.", s and s.pending_pushes)
-        yield gauge("dispatch_queue_depth", "Events waiting for handlers.", s and s.dispatch_queue_depth)
-        yield counter("messages_dropped", "Messages dropped by the overflow policy.", s and s.messages_dropped)
-        yield counter("errors", "Error replies, timeouts, lost pushes and protocol errors.", s and s.errors)
-        yield gauge("outbox_depth", "Durable messages waiting to be delivered.", s and s.outbox_depth)
+        yield counter("reconnects", "Connections opened after the first one.", _get(s, "reconnects"))
+        yield counter("connect_failures", "Failed connection attempts.", _get(s, "connect_failures"))
+        yield counter("connected_seconds", "Time spent connected.", _get(s, "connected_seconds"))
+        yield counter("disconnected_seconds", "Time spent connecting or reconnecting.", _get(s, "disconnected_seconds"))
+        yield gauge("heartbeat_rtt_seconds", "Smoothed heartbeat round trip.", _get(s, "heartbeat_rtt_smoothed"))
+        yield gauge("pending_pushes", "Pushes awaiting a reply.", _get(s, "pending_pushes"))
+        yield gauge("dispatch_queue_depth", "Events waiting for handlers.", _get(s, "dispatch_queue_depth"))
+        yield counter("messages_dropped", "Messages dropped by the overflow policy.", _get(s, "messages_dropped"))
+        yield counter("errors", "Error replies, timeouts, lost pushes and protocol errors.", _get(s, "errors"))
+        yield gauge("outbox_depth", "Durable messages waiting to be delivered.", _get(s, "outbox_depth"))

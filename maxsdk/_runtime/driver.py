@@ -25,7 +25,9 @@ __all__ = ["ProtocolDriver"]
 class ProtocolDriver(Protocol):
     """What the engine asks of a protocol (Phoenix, JSON-RPC, generic JSON...)."""
 
-    session: ProtocolSession
+    @property
+    def session(self) -> ProtocolSession:
+        """The protocol's sans-I/O session."""
 
     def connect_url(self, params: Mapping[str, Any] | None) -> str:
         """The URL of one connection attempt, with freshly evaluated params."""

@@ -33,13 +33,7 @@ from maxsdk._runtime.connector import open_transport
 from maxsdk._runtime.dispatcher import Dispatcher
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import Timer
-from maxsdk._runtime.transport import (
-    BINARY,
-    TEXT,
-    ConnectionLostError,
-    Transport,
-    TransportOptions,
-)
+from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
@@ -47,6 +41,7 @@ from maxsdk.errors import (
     ClientClosedError,
     ConfigurationError,
     ConnectFailedError,
+    ConnectionLostError,
     ConnectTimeoutError,
     HandshakeError,
     MaxsdkError,
@@ -149,9 +144,11 @@ class Engine:
         if driver_factory is None:
             from maxsdk._runtime.phoenix_driver import PhoenixDriver
 
-            driver_factory = PhoenixDriver
-        self.driver = driver_factory(config, self._submit)
-        self._session = self.driver.session
+            self.driver: ProtocolDriver = PhoenixDriver(config, self._submit)
+        else:
+            self.driver = driver_factory(config, self._submit)
+        # Typed loosely: each protocol's session adds its own operations to the contract.
+        self._session: Any = self.driver.session
         if not config.verify_tls:
             log.warning("%s: TLS certificate verification is DISABLED for %s", self.name, self.redacted_url)
 
@@ -381,7 +378,7 @@ class Engine:
         """Push on a channel (the hot path of :meth:`Channel.push`)."""
         session = self._session
         with self._lock:
-            ref = session.push(core, event, payload, _monotonic(), timeout, waiter)
+            ref: str = session.push(core, event, payload, _monotonic(), timeout, waiter)
             new_deadline = session.take_new_deadline()
         if session.outgoing:
             self._flush()
@@ -441,7 +438,7 @@ class Engine:
                 completions, rejoins = session.take_output()
                 close_request = session.close_request
                 session.take_new_deadline()  # next_deadline() below covers it
-                following = session.next_deadline()
+                following: float | None = session.next_deadline()
             if completions:
                 self._complete(completions)
             if rejoins:
@@ -451,7 +448,9 @@ class Engine:
             if close_request is not None:
                 self._drop_connection(close_request)
             with self._lock:
-                return session.next_deadline() if rejoins else following
+                if rejoins:
+                    following = session.next_deadline()
+            return following
         except Exception:
             log.exception("%s: internal error in the timer thread", self.name)
             return now + 1.0
@@ -719,7 +718,7 @@ class Engine:
             fn(*args, **(kwargs or {}))
         except Exception as exc:
             log.exception("%s: handler %r failed while handling %s", self.name, fn, context)
-            if context != signals.handler_failed.name:
+            if context != "handler_failed":
                 self.send_signal(signals.handler_failed, handler=fn, error=exc, context=context)
 
     # -- diagnostics -------------------------------------------------------------------------------------

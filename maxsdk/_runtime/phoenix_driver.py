@@ -64,9 +64,9 @@ class PhoenixDriver:
             except Exception as exc:  # noqa: BLE001 - a user params callable failed
                 log.error("%s: cannot build join params for %r: %s", engine.name, core.topic, exc)
                 engine.notify(signals.handler_failed, handler=channel.params, error=exc, context="join params")
-                engine.run(lambda session, now, core=core: session.rejoin_not_sent(core, now))
+                engine.run(_RejoinLater(core))
                 continue
-            engine.run(lambda session, now, core=core, payload=payload: session.send_rejoin(core, payload, now))
+            engine.run(_Rejoin(core, payload))
 
     def droppable(self, item: Any) -> bool:
         """Channel messages may be dropped on overflow; state changes never."""
@@ -127,3 +127,23 @@ class PhoenixDriver:
     def core_for(self, topic: str, owner: Any, timeout: float) -> ChannelCore:
         """A new channel core owned by ``owner``."""
         return ChannelCore(topic, owner, timeout)
+
+
+class _Rejoin:
+    """Send a channel's rejoin with its freshly encoded params (run under the engine lock)."""
+
+    def __init__(self, core: ChannelCore, payload: str | bytes) -> None:
+        self.core, self.payload = core, payload
+
+    def __call__(self, session: PhoenixSession, now: float) -> bool:
+        return session.send_rejoin(self.core, self.payload, now)
+
+
+class _RejoinLater:
+    """Reschedule a rejoin whose params could not be built (run under the engine lock)."""
+
+    def __init__(self, core: ChannelCore) -> None:
+        self.core = core
+
+    def __call__(self, session: PhoenixSession, now: float) -> None:
+        session.rejoin_not_sent(self.core, now)

@@ -123,9 +123,9 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         if auth is not None:
             kwargs["http_proxy_auth"] = auth
     if options.ssl_context is not None:
-        ws.sslopt = {"context": options.ssl_context}  # used for wss:// only
+        ws.sslopt = {"context": options.ssl_context}  # type: ignore[attr-defined]  # used for wss:// only
     try:
-        ws.connect(url, **kwargs)
+        ws.connect(url, **kwargs)  # type: ignore[no-untyped-call]
     except websocket.WebSocketBadStatusException as exc:
         _close_quietly(ws)
         status = int(getattr(exc, "status_code", 0) or 0)
@@ -343,7 +343,7 @@ class WebSocketTransport:
 
 def _close_quietly(ws: websocket.WebSocket) -> None:
     try:
-        ws.shutdown()
+        ws.shutdown()  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - best effort cleanup of a failed handshake
         pass
 

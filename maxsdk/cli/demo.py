@@ -107,7 +107,7 @@ def _session(printer: Printer, url: str, token: str | None, topic: str, server: 
 
     step("Client 'bob' joins the same topic; presence tells alice who is online")
     bob_joined = _Waiter()
-    room.presence.on_join(lambda key, current, joined: key == "bob" and bob_joined(key))
+    room.presence.on_join(lambda key, current, joined: bob_joined(key) if key == "bob" else None)
     bob = Client(url, params=parse_params(["user_id=bob"], token), name="bob")
     stack.callback(bob.close)
     bob_room = bob.connect().channel(topic)

@@ -20,6 +20,7 @@ the outputs after each call:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from maxsdk.errors import RemoteProtocolError
@@ -31,14 +32,20 @@ class ProtocolSession(Protocol):
     """What the engine needs from a protocol's sans-I/O session."""
 
     outgoing: deque[str | bytes]
-    completions: list[Any]
-    followups: list[Any]
     close_request: str | None
     connected: bool
     emit_raw: bool
     heartbeat_timeout_suspended: bool
     counters: dict[str, int]
     last_heartbeat_rtt: float | None
+
+    @property
+    def completions(self) -> Sequence[Any]:
+        """``(waiter, outcome)`` pairs produced by the last calls (drained by :meth:`take_output`)."""
+
+    @property
+    def followups(self) -> Sequence[Any]:
+        """Work for the driver to do outside the lock (drained by :meth:`take_output`)."""
 
     def connection_opened(self, now: float, *, heartbeats: bool = True) -> None:
         """The transport opened."""
@@ -61,7 +68,7 @@ class ProtocolSession(Protocol):
     def take_new_deadline(self) -> float:
         """The earliest deadline set since the last call (``inf`` if none)."""
 
-    def take_output(self) -> tuple[list[Any], list[Any]]:
+    def take_output(self) -> tuple[Sequence[Any], Sequence[Any]]:
         """Return and clear ``(completions, followups)``."""
 
     def shutdown(self) -> None:

@@ -246,9 +246,9 @@ class PhoenixSession:
             if ch.join_waiter is not None:
                 self._complete_join_waiter(ch, "client_closed", None)
             while ch.buffer:
-                entry = self._pending.get(ch.buffer.popleft())
-                if entry is not None:
-                    self._finish(entry, "client_closed", None)
+                buffered = self._pending.get(ch.buffer.popleft())
+                if buffered is not None:
+                    self._finish(buffered, "client_closed", None)
             self._close_channel(ch, None, "client_closed", None)
         self._deadlines.clear()
 
