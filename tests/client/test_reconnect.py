@@ -63,6 +63,7 @@ def test_checklist_29_reconnect_schedule_and_reset_after_success(phoenix_server)
     client = fast_client(phoenix_server.url, reconnect=Backoff(steps=(0.01, 0.02, 0.04, 0.08), jitter="none"))
     log = SignalLog(client)
     with client:
+        phoenix_server.wait_for_connections(1)
         phoenix_server.refuse_connections(503)
         phoenix_server.drop_connections()
         log.wait_for("reconnecting", count=5)
