@@ -1,0 +1,165 @@
+"""maxsdk through its public API only: ``Client``, ``join``, ``push``, ``on``, default settings.
+
+Handlers run where maxsdk runs them (its dispatcher thread); a blocking ``push``
+is the round trip. Nothing here reaches into ``maxsdk._runtime``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from common import (
+    ECHO_PAYLOAD,
+    FANOUT_TOPIC,
+    LONG_TIMEOUT,
+    TOPIC,
+    Countdown,
+    latency_summary,
+    memory_metrics,
+    ms_summary,
+    receive_metrics,
+    run,
+    run_threads,
+    settled_rss_mb,
+)
+
+
+def rtt(url: str, count: int, warmup: int = 200) -> dict[str, Any]:
+    import maxsdk
+
+    with maxsdk.Client(url) as client:
+        push = client.join(TOPIC).push
+        for _ in range(warmup):
+            push("echo", ECHO_PAYLOAD)
+        clock, samples = time.perf_counter_ns, []
+        for _ in range(count):
+            started = clock()
+            push("echo", ECHO_PAYLOAD)
+            samples.append(clock() - started)
+    return latency_summary(samples)
+
+
+def rtt_concurrent(url: str, count: int, threads: int, warmup: int = 200) -> dict[str, Any]:
+    import maxsdk
+
+    per_thread = count // threads
+    samples: list[int] = []
+    with maxsdk.Client(url) as client:
+        room = client.join(TOPIC)
+        for _ in range(warmup):
+            room.push("echo", ECHO_PAYLOAD)
+
+        def caller(_: int) -> None:
+            push, clock, local = room.push, time.perf_counter_ns, []
+            for _ in range(per_thread):
+                started = clock()
+                push("echo", ECHO_PAYLOAD)
+                local.append(clock() - started)
+            samples.extend(local)
+
+        elapsed = run_threads(threads, caller)
+    return {**latency_summary(samples), "throughput": len(samples) / elapsed, "threads": threads, "elapsed_s": elapsed}
+
+
+def receive(url: str, n: int, size: int) -> dict[str, Any]:
+    import maxsdk
+
+    with maxsdk.Client(url) as client:
+        room = client.join(TOPIC)
+        room.push("flood", {"n": 10, "size": size})  # warm-up
+        counter = Countdown(n)
+        room.on("flood_msg", counter)
+        cpu0, started = time.process_time(), time.perf_counter()
+        room.push("flood", {"n": n, "size": size}, timeout=LONG_TIMEOUT)
+        try:
+            counter.wait()
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} ({client.diagnostics().messages_dropped} dropped by the dispatcher)") from None
+        cpu = time.process_time() - cpu0
+        elapsed = counter.finished_at - started
+    return receive_metrics(n, size, elapsed, cpu, counter.count)
+
+
+def connect_join(url: str, attempts: int, warmup: int = 10) -> dict[str, Any]:
+    import maxsdk
+
+    samples = []
+    for i in range(warmup + attempts):
+        started = time.perf_counter_ns()
+        client = maxsdk.Client(url)
+        client.connect()
+        client.join(TOPIC)
+        elapsed = time.perf_counter_ns() - started
+        client.close()
+        if i >= warmup:
+            samples.append(elapsed)
+    return ms_summary(samples)
+
+
+def memory(url: str, channels: int) -> dict[str, Any]:
+    import maxsdk
+
+    imports = settled_rss_mb()
+    with maxsdk.Client(url) as client:
+        room = client.join(TOPIC)
+        room.push("echo", ECHO_PAYLOAD)
+        idle = settled_rss_mb()
+        for i in range(channels):
+            client.join(f"room:mem{i}")
+        room.push("echo", ECHO_PAYLOAD)
+        many = settled_rss_mb()
+    return memory_metrics(imports, idle, many, channels)
+
+
+def fanout(url: str, clients: int, n: int, size: int) -> dict[str, Any]:
+    import threading
+
+    import maxsdk
+
+    before, threads_before = settled_rss_mb(), threading.active_count()
+    connected: list[Any] = []
+    counters = [Countdown(n) for _ in range(clients)]
+    try:
+        rooms = []
+        for counter in counters:
+            client = maxsdk.Client(url)
+            connected.append(client)
+            client.connect()
+            room = client.join(FANOUT_TOPIC)
+            room.on("flood_msg", counter)
+            rooms.append(room)
+        after, threads_after = settled_rss_mb(), threading.active_count()
+        cpu0, started = time.process_time(), time.perf_counter()
+        rooms[0].push("fanout", {"n": n, "size": size}, timeout=LONG_TIMEOUT)
+        for counter in counters:
+            counter.wait()
+        elapsed = max(counter.finished_at for counter in counters) - started
+        cpu = time.process_time() - cpu0
+    finally:
+        for client in connected:
+            client.close()
+    total = clients * n
+    return {
+        "rate": total / elapsed,
+        "elapsed_s": elapsed,
+        "delivered": sum(counter.count for counter in counters),
+        "clients": clients,
+        "threads": threads_after - threads_before,
+        "threads_per_client": (threads_after - threads_before) / clients,
+        "rss_per_client_mb": (after - before) / clients,
+        "cpu_s_per_100k": cpu * 100_000 / total,
+    }
+
+
+if __name__ == "__main__":
+    run(
+        {
+            "rtt": rtt,
+            "rtt_concurrent": rtt_concurrent,
+            "receive": receive,
+            "connect_join": connect_join,
+            "memory": memory,
+            "fanout": fanout,
+        }
+    )

@@ -1,0 +1,333 @@
+"""Turn the runs of one suite into markdown: a table per workload, ratios, targets.
+
+Each cell is the median over the repetitions with the min-max range in brackets.
+Ratio columns divide a contender's median by the median of raw websocket-client
+(``x raw``) and of phoenix.js (``x phoenix.js``) for the same workload, server and
+run: above 1 is better for rates, below 1 is better for times, memory and CPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from lineup import CONTENDERS, PHOENIXJS, RAW, Contender, Metric, Workload
+
+SERVER_LABELS = {"node": "Node `ws` server", "embedded": "embedded Python server"}
+
+
+@dataclass
+class Summary:
+    """The repetitions of one (workload, server, contender)."""
+
+    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    na: str | None = None
+    errors: list[str] = field(default_factory=list)
+    notes: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.values)
+
+    def median(self, key: str) -> float | None:
+        values = self.values.get(key)
+        return statistics.median(values) if values else None
+
+    def span(self, key: str) -> tuple[float, float] | None:
+        values = self.values.get(key)
+        return (min(values), max(values)) if values else None
+
+    @property
+    def reps(self) -> int:
+        return max((len(v) for v in self.values.values()), default=0)
+
+
+Summaries = dict[tuple[str, str, str], Summary]
+
+
+def summarize(runs: list[dict[str, Any]]) -> Summaries:
+    """Group the runs by (workload, server, contender)."""
+    summaries: Summaries = defaultdict(Summary)
+    for run in runs:
+        summary = summaries[(run["workload"], run["server"], run["contender"])]
+        result = run["result"]
+        if "metrics" in result:
+            for key, value in result["metrics"].items():
+                if key == "note":
+                    summary.notes.add(str(value))
+                elif isinstance(value, (int, float)) and value is not None:
+                    summary.values[key].append(float(value))
+        elif "na" in result:
+            summary.na = result["na"]
+        else:
+            summary.errors.append(str(result.get("error", "no result"))[:300])
+    return summaries
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    """A number for a table cell (thousands separators, fixed digits)."""
+    if value is None:
+        return "—"
+    if digits == 0 and abs(value) >= 100:
+        return f"{value:,.0f}"
+    if digits == 0:
+        return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    return f"{value:,.{digits}f}"
+
+
+def cell(summary: Summary | None, metric: Metric) -> str:
+    """``median (min-max)``."""
+    if summary is None or not summary.ok:
+        return "n/a"
+    median, span = summary.median(metric.key), summary.span(metric.key)
+    if median is None or span is None:
+        return "—"
+    if summary.reps == 1 or span[0] == span[1]:
+        return fmt(median, metric.digits)
+    return f"{fmt(median, metric.digits)} ({fmt(span[0], metric.digits)}-{fmt(span[1], metric.digits)})"
+
+
+def ratio(summary: Summary | None, reference: Summary | None, key: str) -> str:
+    """``contender median ÷ reference median`` as ``0.85x``."""
+    if summary is None or reference is None:
+        return "—"
+    mine, theirs = summary.median(key), reference.median(key)
+    if mine is None or theirs is None or theirs == 0:
+        return "—"
+    return f"{mine / theirs:.2f}x"
+
+
+def status_note(summary: Summary | None, contender: Contender) -> str:
+    """Why a row is empty, or what is special about how it ran."""
+    if summary is None:
+        return "not run"
+    parts = sorted(summary.notes)
+    if summary.na:
+        parts.insert(0, f"n/a: {summary.na}")
+    if summary.errors:
+        failed = len(summary.errors)
+        parts.append(f"{failed} run(s) failed: {summary.errors[0]}")
+    return "; ".join(parts)
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    """A markdown table; numeric columns right-aligned."""
+    align = ["---" if i < right_from or h == "notes" else "---:" for i, h in enumerate(header)]
+    return [_row(header), "| " + " | ".join(align) + " |", *(_row(r) for r in rows)]
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+
+def workload_table(
+    workload: Workload, summaries: Summaries, contenders: list[Contender], env_unavailable: dict[str, str]
+) -> list[str]:
+    """The table of one workload (for every server it ran against)."""
+    lines = [f"### {workload.title}", ""]
+    if workload.description:
+        lines += [workload.description, ""]
+    params = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in workload.params.items())
+    reps = max((s.reps for (w, _, _), s in summaries.items() if w == workload.key), default=0)
+    plural = "s" if reps != 1 else ""
+    lines += [f"Parameters: {params}; {reps} repetition{plural}, interleaved. Cells: median (min-max).", ""]
+    ran = {server for (w, server, _) in summaries if w == workload.key}
+    servers = [server for server in workload.servers if server in ran] or list(workload.servers[:1])
+    primary = servers[0]
+    header = ["contender", *(workload.label(m) for m in workload.metrics)]
+    for key in workload.ratio_metrics:
+        label = workload.label(_metric(workload, key))
+        header += [f"{label} x raw", f"{label} x phoenix.js"]
+    for server in servers[1:]:
+        header += [f"{workload.label(m)} ({SERVER_LABELS[server]})" for m in workload.metrics[:2]]
+        header += [f"{workload.label(_metric(workload, workload.ratio_metrics[-1]))} x raw ({SERVER_LABELS[server]})"]
+    header.append("notes")
+    rows = []
+    for contender in contenders:
+        if contender.reference and not workload.references:
+            continue
+        summary = summaries.get((workload.key, primary, contender.key))
+        if summary is None and contender.key in env_unavailable:
+            summary = Summary(na=env_unavailable[contender.key])
+        raw = summaries.get((workload.key, primary, RAW))
+        pjs = summaries.get((workload.key, primary, PHOENIXJS))
+        row = [contender.label, *(cell(summary, m) for m in workload.metrics)]
+        for key in workload.ratio_metrics:
+            row += [ratio(summary, raw, key), ratio(summary, pjs, key)]
+        for server in servers[1:]:
+            other = summaries.get((workload.key, server, contender.key))
+            row += [cell(other, m) for m in workload.metrics[:2]]
+            row += [ratio(other, summaries.get((workload.key, server, RAW)), workload.ratio_metrics[-1])]
+        row.append(status_note(summary, contender))
+        rows.append(row)
+    lines += table(header, rows)
+    return [*lines, ""]
+
+
+def cpu_table(summaries: Summaries, contenders: list[Contender], receive: list[Workload]) -> list[str]:
+    """CPU seconds per 100,000 received messages, from the receive runs."""
+    if not receive:
+        return []
+    metric = Metric("cpu_s_per_100k", "CPU s / 100k", "s", False, 2)
+    lines = [
+        "### CPU seconds per 100,000 received messages",
+        "",
+        "Process CPU time (user + system, all threads) of the client while it received the floods above, "
+        "scaled to 100,000 messages. Lower is better.",
+        "",
+    ]
+    header = ["contender"]
+    for workload in receive:
+        size = workload.title.split(",")[-1].strip()
+        header += [f"{size}", f"{size} x raw", f"{size} x phoenix.js"]
+    rows = []
+    for contender in contenders:
+        if contender.reference:
+            continue
+        row = [contender.label]
+        for workload in receive:
+            summary = summaries.get((workload.key, "node", contender.key))
+            raw = summaries.get((workload.key, "node", RAW))
+            pjs = summaries.get((workload.key, "node", PHOENIXJS))
+            row += [cell(summary, metric), ratio(summary, raw, metric.key), ratio(summary, pjs, metric.key)]
+        rows.append(row)
+    return [*lines, *table(header, rows), ""]
+
+
+def _metric(workload: Workload, key: str) -> Metric:
+    return next(m for m in workload.metrics if m.key == key)
+
+
+# -- targets ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target and how maxsdk did."""
+
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def targets(summaries: Summaries) -> list[Verdict]:
+    """The project's performance targets, checked against maxsdk's medians."""
+
+    def med(workload: str, contender: str, key: str, server: str = "node") -> float | None:
+        summary = summaries.get((workload, server, contender))
+        return summary.median(key) if summary else None
+
+    verdicts = []
+    python_rivals = ("phxsocket", "realtime", "pcpc")
+    for workload, size in (("receive-100b", "100 B"), ("receive-4kb", "4 KB")):
+        mine, raw = med(workload, "maxsdk", "rate"), med(workload, RAW, "rate")
+        if mine is not None and raw:
+            verdicts.append(
+                Verdict(
+                    f"receive {size} ≥ 0.8x raw websocket-client",
+                    f"{mine / raw:.2f}x ({mine:,.0f} msgs/s)",
+                    mine >= 0.8 * raw,
+                )
+            )
+        else:
+            verdicts.append(Verdict(f"receive {size} ≥ 0.8x raw websocket-client", "not measured", None))
+        rivals = {c: med(workload, c, "rate") for c in python_rivals}
+        rivals = {c: v for c, v in rivals.items() if v is not None}
+        if mine is not None and rivals:
+            best = max(rivals, key=lambda c: rivals[c])
+            verdicts.append(
+                Verdict(
+                    f"receive {size} ahead of every other Python client",
+                    f"maxsdk {mine:,.0f} vs best {best} {rivals[best]:,.0f} msgs/s ({mine / rivals[best]:.2f}x)",
+                    mine > rivals[best],
+                )
+            )
+    p99, raw_p99 = med("rtt", "maxsdk", "p99_us"), med("rtt", RAW, "p99_us")
+    if p99 is not None and raw_p99:
+        verdicts.append(
+            Verdict(
+                "round-trip p99 ≤ 1.5x raw websocket-client",
+                f"{p99 / raw_p99:.2f}x ({p99:,.0f} µs vs {raw_p99:,.0f} µs)",
+                p99 <= 1.5 * raw_p99,
+            )
+        )
+        verdicts.append(Verdict("round-trip p99 < 2 ms", f"{p99 / 1000:.3f} ms", p99 < 2000))
+    idle = med("memory", "maxsdk", "idle_over_imports_mb")
+    if idle is not None:
+        verdicts.append(Verdict("idle client < 5 MB over the same imports", f"{idle:.2f} MiB", idle < 5 * 0.953674))
+    many = med("memory", "maxsdk", "channels_over_idle_mb")
+    if many is not None:
+        verdicts.append(Verdict("1,000 channels < 20 MB more", f"{many:.2f} MiB", many < 20 * 0.953674))
+    return verdicts
+
+
+def targets_table(verdicts: list[Verdict]) -> list[str]:
+    """The targets as a table."""
+    if not verdicts:
+        return []
+    rows = [[v.target, v.measured, "met" if v.met else ("**missed**" if v.met is False else "—")] for v in verdicts]
+    return ["### maxsdk against its targets", "", *table(["target", "measured (medians)", "verdict"], rows, 3), ""]
+
+
+# -- the whole report -----------------------------------------------------------------------------------
+
+
+def machine_lines(meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The header: where and how this was measured."""
+    venv = meta.get("venv", {})
+    commit = meta.get("maxsdk_commit", "?") + (" + uncommitted changes in maxsdk/" if meta.get("maxsdk_dirty") else "")
+    versions = [
+        f"maxsdk {meta.get('maxsdk')} ({commit})",
+        f"websocket-client {meta.get('websocket-client')}",
+        f"npm phoenix {meta.get('npm phoenix')}",
+        f"npm ws {meta.get('npm ws')}",
+    ]
+    versions += [
+        f"{name} {venv[name]}"
+        for name in ("phxsocket", "realtime", "phoenix-channels-python-client", "websockets", "pydantic")
+        if venv.get(name)
+    ]
+    return [
+        f"- Date: {config.get('started', '?')}; total time {config.get('elapsed_min', 0):.1f} min; "
+        f"{config.get('repeat')} repetitions per contender, interleaved (A B C … A B C …)"
+        + ("; **quick smoke run, not representative**" if config.get("quick") else ""),
+        f"- CPU: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory_gib')} GiB RAM; {meta.get('os')} "
+        "(shared machine: absolute numbers are noisy, ratios within this run are what count)",
+        f"- Python {meta.get('python')} (bench venv {venv.get('python', '?')}), Node {meta.get('node')}",
+        "- Packages: " + ", ".join(versions),
+        "- Servers: a dedicated Node server on `ws` (bench/server/server.js) for every workload; the embedded "
+        "Python server (`maxsdk.server.PhoenixServer`) as a second column of the round trip",
+    ]
+
+
+def render(
+    meta: dict[str, Any],
+    config: dict[str, Any],
+    runs: list[dict[str, Any]],
+    workloads: list[Workload],
+    contenders: list[Contender],
+    unavailable: dict[str, str],
+    charts: list[str] | None = None,
+) -> str:
+    """The full markdown report."""
+    summaries = summarize(runs)
+    lines = ["# maxsdk benchmarks", "", *machine_lines(meta, config), ""]
+    lines += targets_table(targets(summaries))
+    lines += ["### Contenders", ""]
+    rows = [[c.label, c.notes] for c in CONTENDERS if c in contenders]
+    lines += [*table(["contender", "how it is driven"], rows, 2), ""]
+    for workload in workloads:
+        lines += workload_table(workload, summaries, contenders, unavailable)
+    receive = [w for w in workloads if w.run == "receive"]
+    lines += cpu_table(summaries, contenders, receive)
+    if charts:
+        lines += ["### Charts", "", *(f"![{name}]({name})" for name in charts), ""]
+    return "\n".join(lines).rstrip() + "\n"
