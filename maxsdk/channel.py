@@ -226,6 +226,7 @@ class Channel:
         encoded = self._serializer.encode_payload({} if payload is None else to_payload(payload))
         if isinstance(encoded, bytes):
             self._serializer.check_binary_fields(self.topic, event)
+        self._client._check_process()
         if self._client.closed:
             raise ClientClosedError("the client is closed")
         waiter = PendingReply(engine, self.topic, event, timeout)

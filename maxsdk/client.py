@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import Any, Callable, TypeVar
 
 from blinker import Signal
@@ -10,7 +12,7 @@ from blinker import Signal
 from maxsdk._runtime.engine import Engine
 from maxsdk.channel import Channel
 from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
-from maxsdk.errors import ClientClosedError, ConfigurationError
+from maxsdk.errors import ClientClosedError, ConfigurationError, ForkedClientError
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
 from maxsdk.stats import Stats
@@ -19,6 +21,18 @@ from maxsdk.status import ConnectionState, Diagnostics
 __all__ = ["Client"]
 
 R = TypeVar("R", bound=Callable[..., Any])
+
+_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Threads do not survive fork(): mark every client of the parent as unusable here."""
+    for client in list(_live_clients):
+        client._forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Client:
@@ -145,6 +159,17 @@ class Client:
         self._lock = threading.Lock()
         self._closed = False
         self._started = False
+        self._forked = False
+        #: The process that created the client (it cannot be used after a fork).
+        self.pid = os.getpid()
+        _live_clients.add(self)
+
+    def _check_process(self) -> None:
+        if self._forked:
+            raise ForkedClientError(
+                f"{self._engine.name} was created in process {self.pid} and cannot be used after a fork "
+                f"(now in {os.getpid()}): create the client in the child process"
+            )
 
     # -- connection ----------------------------------------------------------------
 
@@ -194,12 +219,14 @@ class Client:
 
     def connect_nowait(self) -> None:
         """Start connecting in the background and return at once (retries forever per ``reconnect``)."""
+        self._check_process()
         with self._lock:
             self._closed = False
             self._started = True
         self._engine.start()
 
     def _ensure_started(self) -> None:
+        self._check_process()
         if self.closed:
             raise ClientClosedError("the client is closed")
         if not self._started:
@@ -221,6 +248,8 @@ class Client:
         with self._lock:
             self._closed = True
             self._started = False
+        if self._forked:
+            return  # the parent's threads and socket do not exist here; nothing to close
         self._engine.close(timeout)
 
     def __enter__(self) -> Client:
@@ -230,6 +259,11 @@ class Client:
         self.close()
 
     # -- channels -----------------------------------------------------------------------
+
+    @property
+    def forked(self) -> bool:
+        """Whether this client was inherited through ``os.fork()`` (and is unusable here)."""
+        return self._forked
 
     def channel(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
         """A new :class:`Channel` for ``topic`` (not joined yet).

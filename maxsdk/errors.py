@@ -32,6 +32,7 @@ message.
     │   └── ReplyTimeoutError                  no reply within the timeout
     │       └── ReplyLostError                 the connection or channel dropped before the reply
     ├── CapacityError (RuntimeError)           a bounded table is full
+    ├── ForkedClientError (RuntimeError)       a client created before os.fork() used in the child
     └── WrongThreadError (RuntimeError)        a blocking call from one of maxsdk's own threads
 """
 
@@ -49,6 +50,7 @@ __all__ = [
     "ConnectFailedError",
     "ConnectTimeoutError",
     "ConnectionLostError",
+    "ForkedClientError",
     "HandshakeError",
     "JoinError",
     "JoinTimeoutError",
@@ -293,6 +295,15 @@ class ReplyLostError(ReplyTimeoutError):
 
 class CapacityError(MaxsdkError, RuntimeError):
     """A bounded table or queue is full and the operation was refused."""
+
+
+class ForkedClientError(MaxsdkError, RuntimeError):
+    """A client created in a parent process was used in a forked child.
+
+    Its threads and socket did not survive the fork (gunicorn/uwsgi workers
+    with preloading, multiprocessing with fork). Create the client in the
+    child (for example lazily, see :mod:`maxsdk.integrations`).
+    """
 
 
 class WrongThreadError(MaxsdkError, RuntimeError):

@@ -100,3 +100,29 @@ def test_a_thousand_reconnects_leave_no_thread_or_fd_behind(phoenix_server):
         assert threading.active_count() <= threads_before + 2
         assert open_fds() <= fds_before + 4
         assert client.diagnostics().reconnects == 1000
+
+
+def test_a_client_used_after_fork_raises_a_clear_error_in_the_child(phoenix_server):
+    client = Client(phoenix_server.url)
+    client.connect()
+    room = client.join("room:lobby")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what happens, never return into pytest
+        outcome = b"no error"
+        try:
+            room.push("echo", {})
+        except maxsdk.ForkedClientError:
+            outcome = b"ForkedClientError"
+        except BaseException as exc:
+            outcome = repr(exc).encode()
+        client.close()  # must not hang or touch the parent's socket
+        os.write(write, outcome)
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 200) == b"ForkedClientError"
+    os.close(read)
+    assert status == 0
+    assert room.push("echo", {"parent": "ok"}).response == {"parent": "ok"}
+    client.close()
