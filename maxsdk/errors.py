@@ -19,11 +19,16 @@ message.
     │   ├── ConnectFailedError                 the connection could not be opened
     │   │   ├── HandshakeError                 the upgrade was refused with an HTTP status
     │   │   │   └── AuthenticationError        ... with 401 or 403
-    │   │   └── TLSVerificationError           the server certificate did not verify
+    │   │   │       └── AuthRefusedError       ... or the auth message sent after connecting was refused
+    │   │   │       └── TokenRejectedError     a token endpoint refused with a 4xx (also TokenFetchError)
+    │   │   ├── TLSVerificationError           the server certificate did not verify
+    │   │   └── TokenFetchError                no token could be fetched from a token endpoint
     │   └── ConnectionLostError                an open connection dropped
     ├── ClientClosedError (RuntimeError)       the client was closed, or gave up reconnecting
+    ├── RpcError                               a request got an error response (``code``, ``message``, ``data``)
     ├── ChannelError
     │   ├── JoinError                          the server refused a join (carries its reason)
+    │   │   └── SubscriptionError              the server refused a topic subscription
     │   ├── ChannelClosedError (RuntimeError)  the channel is closed (left, or never joined)
     │   └── ReplyError                         a push got an ``error`` reply
     ├── MaxsdkTimeoutError (TimeoutError)
@@ -33,7 +38,13 @@ message.
     │       └── ReplyLostError                 the connection or channel dropped before the reply
     ├── CapacityError (RuntimeError)           a bounded table is full
     ├── ForkedClientError (RuntimeError)       a client created before os.fork() used in the child
-    └── WrongThreadError (RuntimeError)        a blocking call from one of maxsdk's own threads
+    ├── WrongThreadError (RuntimeError)        a blocking call from one of maxsdk's own threads
+    └── OutboxError                            the durable outbox's store failed; the message was not accepted
+        ├── OutboxFullError (also CapacityError) the size bound refused a message
+        ├── OutboxLockedError (RuntimeError)   another store, maybe in another process, holds the file
+        ├── OutboxClosedError (RuntimeError)   the store is closed
+        └── OutboxStorageError                 the disk is full or read-only, or an I/O error
+            └── OutboxCorruptError             the file is not a valid outbox database
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthRefusedError",
     "AuthenticationError",
     "CapacityError",
     "ChannelClosedError",
@@ -58,12 +70,22 @@ __all__ = [
     "MaxsdkError",
     "MaxsdkTimeoutError",
     "MessageTooLargeError",
+    "OutboxClosedError",
+    "OutboxCorruptError",
+    "OutboxError",
+    "OutboxFullError",
+    "OutboxLockedError",
+    "OutboxStorageError",
     "ProtocolError",
     "RemoteProtocolError",
     "ReplyError",
     "ReplyLostError",
     "ReplyTimeoutError",
+    "RpcError",
+    "SubscriptionError",
     "TLSVerificationError",
+    "TokenFetchError",
+    "TokenRejectedError",
     "TransportError",
     "WrongThreadError",
 ]
@@ -159,6 +181,24 @@ class AuthenticationError(HandshakeError):
     """The server refused the connection's credentials (HTTP 401 or 403)."""
 
 
+class AuthRefusedError(AuthenticationError):
+    """The server refused the authentication message sent after the connection opened.
+
+    Protocols that authenticate in-band (a login message rather than the
+    HTTP upgrade) report a refusal with this error; ``status`` is ``None``.
+
+    Attributes:
+        response: the server's answer (its error object or message), if any.
+
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, response: Any = None) -> None:
+        ConnectFailedError.__init__(self, message, url=url)
+        self.status = None  # type: ignore[assignment]  # no HTTP status: refused in-band
+        self.body = ""
+        self.response = response
+
+
 class TLSVerificationError(ConnectFailedError):
     """The server's TLS certificate could not be verified."""
 
@@ -187,6 +227,45 @@ class ConnectionLostError(TransportError):
 
 class ClientClosedError(MaxsdkError, RuntimeError):
     """The client is closed (explicitly, or after giving up reconnecting)."""
+
+
+# -- requests -----------------------------------------------------------------
+
+
+class RpcError(MaxsdkError):
+    """A request received an error response (JSON-RPC 2.0 ``error`` object, or a feed's error reply).
+
+    JSON-RPC reserves ``-32700`` (parse error), ``-32600`` (invalid request),
+    ``-32601`` (method not found), ``-32602`` (invalid params), ``-32603``
+    (internal error) and ``-32000..-32099`` (server errors); other codes are
+    the application's.
+
+    Attributes:
+        code: the error code (``None`` when the protocol has none).
+        message: the server's short description.
+        data: the optional ``data`` member (any JSON value), else ``None``.
+        method: the method (or operation) of the failed request, if known.
+
+    """
+
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+
+    def __init__(self, code: int | None, message: str, data: Any = None, *, method: str | None = None) -> None:
+        where = f"{method!r} failed: " if method else ""
+        super().__init__(f"{where}{message} (code {code})" if code is not None else f"{where}{message}")
+        self.code = code
+        self.message = message
+        self.data = data
+        self.method = method
+
+    @property
+    def is_server_error(self) -> bool:
+        """Whether the code is in JSON-RPC's implementation-defined server range (-32099..-32000)."""
+        return self.code is not None and -32099 <= self.code <= -32000
 
 
 # -- channels -----------------------------------------------------------------
@@ -219,6 +298,18 @@ class JoinError(ChannelError):
         super().__init__(message or f"join {topic!r} refused: {reason or response!r}", topic=topic)
         self.response = response
         self.reason = reason
+
+
+class SubscriptionError(JoinError):
+    """The server refused to subscribe to a topic (generic JSON feeds).
+
+    Attributes:
+        response: the server's error (reply error object or control message).
+
+    """
+
+    def __init__(self, topic: str, response: Any) -> None:
+        super().__init__(topic, response, message=f"subscription to {topic!r} refused: {_excerpt(repr(response))}")
 
 
 class ChannelClosedError(ChannelError, RuntimeError):
@@ -317,3 +408,108 @@ def _excerpt(value: str | bytes, limit: int = 120) -> str:
     """Return a short printable excerpt of ``value`` for error messages."""
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit] + f"...({len(text)} chars)"
+
+
+# -- token provider (maxsdk.auth) ------------------------------------------------
+
+
+class TokenFetchError(ConnectFailedError):
+    """A token could not be fetched from a token endpoint (:class:`maxsdk.auth.TokenProvider`).
+
+    Every failure of the fetch maps to this type: connection errors and
+    timeouts, 5xx statuses after the retries, 4xx statuses, a body that is not
+    JSON or lacks the token field. It is a :class:`ConnectFailedError` because,
+    raised from a ``params``/``headers``/``auth_token`` callable, it means the
+    connection could not be opened; the client then retries on its reconnect
+    schedule. The message never contains the token, the request body or the
+    response body.
+
+    Attributes:
+        status: the HTTP status of the last response, or ``None`` when none
+            arrived (connection error, timeout).
+        url: the token endpoint's redacted URL.
+        reason: a short description of what went wrong.
+        attempts: how many requests were made.
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        reason: str = "",
+        attempts: int = 1,
+    ) -> None:
+        # Not super().__init__: in TokenRejectedError the next class in the MRO
+        # is HandshakeError, whose constructor takes a status, not a message.
+        TransportError.__init__(self, message, url=url)
+        self.status = status
+        self.reason = reason
+        self.attempts = attempts
+        self.body = ""
+
+
+class TokenRejectedError(TokenFetchError, AuthenticationError):
+    """The token endpoint refused the request with a 4xx status (bad client credentials...).
+
+    Also an :class:`AuthenticationError`, so the client treats it like a
+    refused upgrade: fatal when ``status`` is one of its ``fatal_statuses``
+    (after one retry with freshly evaluated credentials), retried otherwise.
+    """
+
+    status: int
+
+
+# -- durable outbox (maxsdk._runtime.outbox_store) ---------------------------------------
+
+
+class OutboxError(MaxsdkError):
+    """The durable outbox's store failed; an operation that raises it did not take effect.
+
+    A ``put`` that raises it did not accept the message: nothing of it was
+    written.
+
+    Attributes:
+        path: the store's directory, if known.
+        reason: a short machine-readable cause (``"disk_full"``, ``"read_only"``,
+            ``"locked"``, ``"corrupt"``, ``"io"``, ``"full"``, ``"closed"``...).
+
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str = "error") -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+
+class OutboxFullError(OutboxError, CapacityError):
+    """The outbox is at its size bound and the new message was refused.
+
+    Attributes:
+        limit: the bound that was reached.
+        unit: ``"messages"`` or ``"bytes"``.
+
+    """
+
+    def __init__(self, message: str, *, limit: int, unit: str, path: str | None = None) -> None:
+        super().__init__(message, path=path, reason="full")
+        self.limit = limit
+        self.unit = unit
+
+
+class OutboxLockedError(OutboxError, RuntimeError):
+    """Another store, in this process or another one, holds the outbox file."""
+
+
+class OutboxClosedError(OutboxError, RuntimeError):
+    """The store is closed."""
+
+
+class OutboxStorageError(OutboxError):
+    """The disk refused: it is full or read-only, or an I/O error occurred."""
+
+
+class OutboxCorruptError(OutboxStorageError):
+    """The file is not a valid outbox database (corrupt, truncated or foreign)."""
