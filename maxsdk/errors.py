@@ -19,7 +19,7 @@ message.
     │   ├── ConnectFailedError                 the connection could not be opened
     │   │   ├── HandshakeError                 the upgrade was refused with an HTTP status
     │   │   │   └── AuthenticationError        ... with 401 or 403
-    │   │   │       └── AuthRefusedError       ... or the auth message sent after connecting was refused
+    │   │   │       ├── AuthRefusedError       ... or the auth message sent after connecting was refused
     │   │   │       └── TokenRejectedError     a token endpoint refused with a 4xx (also TokenFetchError)
     │   │   ├── TLSVerificationError           the server certificate did not verify
     │   │   └── TokenFetchError                no token could be fetched from a token endpoint
