@@ -70,6 +70,8 @@ class Client:
         rejoin: channel rejoin schedule (default 1, 2, 5, then 10 s).
         reconnect_on_normal_close: reconnect when the server closes with code
             1000 (phoenix.js does not; default ``False``).
+        reconnect_on_going_away: reconnect when the server closes with code
+            1001 (Phoenix's socket-id ``disconnect``; default ``True``).
         fatal_statuses: HTTP statuses of a refused upgrade that stop
             reconnecting (401/403 get one retry with freshly evaluated
             credentials first).
@@ -110,6 +112,7 @@ class Client:
         reconnect: BackoffLike = None,
         rejoin: BackoffLike = None,
         reconnect_on_normal_close: bool = False,
+        reconnect_on_going_away: bool = True,
         fatal_statuses: Any = DEFAULT_FATAL_STATUSES,
         max_message_size: int | None = 8 * 1024 * 1024,
         max_pending: int | None = 100_000,
@@ -139,6 +142,7 @@ class Client:
             reconnect=reconnect,
             rejoin=rejoin,
             reconnect_on_normal_close=reconnect_on_normal_close,
+            reconnect_on_going_away=reconnect_on_going_away,
             fatal_statuses=fatal_statuses,
             max_message_size=max_message_size,
             max_pending=max_pending,

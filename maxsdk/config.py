@@ -44,6 +44,7 @@ class ClientConfig:
     reconnect: Backoff = field(default_factory=Backoff.phoenix_reconnect)
     rejoin: Backoff = field(default_factory=Backoff.phoenix_rejoin)
     reconnect_on_normal_close: bool = False
+    reconnect_on_going_away: bool = True
     fatal_statuses: frozenset[int] = DEFAULT_FATAL_STATUSES
     max_message_size: int | None = 8 * 1024 * 1024
     max_pending: int | None = 100_000

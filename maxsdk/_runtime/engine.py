@@ -37,19 +37,17 @@ from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
-    AuthenticationError,
     ClientClosedError,
     ConfigurationError,
     ConnectFailedError,
     ConnectionLostError,
     ConnectTimeoutError,
-    HandshakeError,
     MaxsdkError,
     MessageTooLargeError,
     RemoteProtocolError,
-    TLSVerificationError,
     WrongThreadError,
 )
+from maxsdk.protocol.failure import Decision, FailurePolicy, classify_close, classify_error
 from maxsdk.protocol.phoenix.events import (
     Completion,
     HeartbeatReplied,
@@ -135,6 +133,11 @@ class Engine:
         self.reconnects = 0
         self.connect_failures = 0
         self.metrics = Metrics()
+        self.failure_policy = FailurePolicy(
+            fatal_statuses=config.fatal_statuses,
+            reconnect_on_normal_close=config.reconnect_on_normal_close,
+            reconnect_on_going_away=config.reconnect_on_going_away,
+        )
         #: A human-readable explanation of the current state.
         self.status_reason = "not started"
         self._state_since = _monotonic()
@@ -490,18 +493,23 @@ class Engine:
     def _connection_loop_inner(self) -> str:
         """Connect, serve, reconnect; return ``"gave_up"`` or ``"stopped"``."""
         attempt = 0
-        renewed = False
+        renewals = 0
         backoff = self.config.reconnect
+        policy = self.failure_policy
         while not self._stop.is_set():
             try:
                 transport = self._open()
             except MaxsdkError as exc:
                 self._last_error = exc
                 self.connect_failures += 1
-                fatal = self._is_fatal(exc)
-                if fatal and isinstance(exc, AuthenticationError) and not renewed and self._has_dynamic_credentials():
-                    renewed, fatal = True, False  # one retry with freshly evaluated credentials
-                if fatal:
+                decision = classify_error(exc, policy, renewals)
+                if decision is Decision.RENEW and not self._renew_credentials(exc):
+                    decision = classify_error(exc, policy, policy.renew_attempts)
+                if decision is Decision.RENEW:
+                    renewals += 1
+                    log.info("%s: %s; renewing credentials and retrying", self.name, exc)
+                    continue
+                if decision is Decision.FATAL:
                     self._give_up(exc, attempt, f"connection refused for good: {exc}")
                     return "gave_up"
                 attempt += 1
@@ -511,12 +519,12 @@ class Engine:
                     return "gave_up"
                 self._wait_before_retry(attempt, delay, exc, f"after {exc}")
                 continue
-            attempt, renewed = 0, False
+            attempt, renewals = 0, 0
             code, reason = self._serve(transport)
             if self._stop.is_set():
                 return "stopped"
-            if code == 1000 and reason != "heartbeat_timeout" and not self.config.reconnect_on_normal_close:
-                log.info("%s: server closed the connection normally (1000); not reconnecting", self.name)
+            if classify_close(code, reason, policy) is Decision.STOP:
+                log.info("%s: server closed the connection with %s; not reconnecting", self.name, code)
                 return "stopped"
             attempt = 1
             delay = backoff.delay(attempt, self.config.rng or _default_rng)
@@ -540,14 +548,20 @@ class Engine:
         log.error("%s: %s", self.name, reason)
         self.notify(signals.reconnect_failed, error=error, attempts=attempts, reason=reason)
 
-    def _is_fatal(self, error: BaseException) -> bool:
-        if isinstance(error, HandshakeError):
-            return error.status in self.config.fatal_statuses
-        return isinstance(error, (TLSVerificationError, ConfigurationError))
-
-    def _has_dynamic_credentials(self) -> bool:
+    def _renew_credentials(self, error: BaseException) -> bool:
+        """Prepare a retry with fresh credentials; ``False`` if nothing can change them."""
         config = self.config
-        return callable(config.params) or callable(config.auth_token) or callable(config.headers)
+        renewed = False
+        for source in (config.params, config.auth_token, config.headers):
+            invalidate = getattr(source, "invalidate", None) or getattr(
+                getattr(source, "__self__", None), "invalidate", None
+            )
+            if callable(invalidate):
+                invalidate()  # a token provider: fetch a new token on the next call
+                renewed = True
+            elif callable(source):
+                renewed = True  # re-evaluated on every attempt anyway
+        return renewed
 
     def _open(self) -> Transport:
         """Build the URL and options (evaluating params/token callables) and connect."""
@@ -608,8 +622,8 @@ class Engine:
             closing_reason = self._session.close_request or reason
             self._session.connection_closed(_monotonic(), "connection_closed")
             completions, _ = self._session.take_output()
-            will_reconnect = not self._stop.is_set() and (
-                code != 1000 or closing_reason == "heartbeat_timeout" or self.config.reconnect_on_normal_close
+            will_reconnect = (
+                not self._stop.is_set() and classify_close(code, closing_reason, self.failure_policy) is Decision.RETRY
             )
             self._submit(
                 _Notice(
