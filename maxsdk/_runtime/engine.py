@@ -841,11 +841,12 @@ def _proxy_tuple(proxy: str | None) -> tuple[str, int, tuple[str, str] | None] |
 
 
 def _excerpt(frame: str | bytes, limit: int = 200) -> str:
-    text = (
-        frame
-        if isinstance(frame, str)
-        else frame.decode("utf-8", "replace")
-        if frame[:1] == b"["
-        else repr(frame[:limit])
-    )
-    return text if len(text) <= limit else text[:limit] + f"...({len(frame)} bytes)"
+    """A short, log-safe rendering of a frame: truncated, join params (often credentials) hidden."""
+    if isinstance(frame, bytes):
+        if frame[:1] not in (b"[", b"{"):
+            return repr(frame[:64]) + (f"...({len(frame)} bytes)" if len(frame) > 64 else "")
+        frame = frame.decode("utf-8", "replace")
+    marker = frame.find('"phx_join"')
+    if marker != -1:
+        return frame[: marker + len('"phx_join"')] + " <join params redacted>"
+    return frame if len(frame) <= limit else frame[:limit] + f"...({len(frame)} chars)"

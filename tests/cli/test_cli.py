@@ -1,0 +1,211 @@
+"""The `maxsdk` command, run as a real subprocess against the embedded server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from maxsdk import Client
+
+ENV = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args: str, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maxsdk", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        input=stdin,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.timeout(90)
+def test_demo_runs_a_live_session_on_the_embedded_server():
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for step in (
+        "Connecting client 'alice'",
+        "Joining room:lobby",
+        "reply ok",
+        "ReplyError",
+        "alice sees online",
+        "alice got shout",
+        "binary reply",
+        "Forced disconnect",
+        "channel_joined: room:lobby rejoined",
+        "push after recovery",
+        "demo complete",
+    ):
+        assert step in out, step
+    assert "Traceback" not in result.stderr
+    assert "demo-secret" not in out + result.stderr, "the token is never printed"
+
+
+def test_help_has_examples_for_every_command():
+    top = run("--help")
+    assert top.returncode == 0 and "maxsdk demo" in top.stdout
+    for command in ("demo", "serve", "listen", "push"):
+        result = run(command, "--help")
+        assert result.returncode == 0
+        assert "examples:" in result.stdout, command
+
+
+def test_push_exit_statuses(phoenix_server):
+    url = phoenix_server.url
+    ok = run("push", url, "room:lobby", "echo", '{"hello": "world"}')
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"status": "ok", "response": {"hello": "world"}}
+    error = run("push", url, "room:lobby", "echo_error", '{"why": "x"}')
+    assert error.returncode == 1 and json.loads(error.stdout)["status"] == "error"
+    timeout = run("push", url, "room:lobby", "noreply", "{}", "--timeout", "0.3")
+    assert timeout.returncode == 3 and "error:" in timeout.stderr
+    stdin = run("push", url, "room:lobby", "echo", "-", stdin='{"from": "stdin"}')
+    assert json.loads(stdin.stdout)["response"] == {"from": "stdin"}
+    refused = run("push", url, "room:private", "echo", "{}", "--join-payload", '{"password": "nope"}')
+    assert refused.returncode == 6 and "unauthorized" in refused.stderr
+
+
+def test_push_connection_and_auth_failures_are_one_line_errors(phoenix_server_factory):
+    dead = run("push", f"ws://127.0.0.1:{free_port()}/socket", "room:lobby", "echo", "--connect-timeout", "0.5")
+    assert dead.returncode == 4
+    assert dead.stderr.count("\n") == 1 and "Traceback" not in dead.stderr
+    server = phoenix_server_factory(token="right")
+    auth = run("push", server.url, "room:lobby", "echo", "--token", "wrong")
+    assert auth.returncode == 5 and "403" in auth.stderr and "wrong" not in auth.stderr
+    bad_url = run("push", "localhost:4000", "room:lobby", "echo")
+    assert bad_url.returncode == 2 and "url must be" in bad_url.stderr and "Traceback" not in bad_url.stderr
+    bad_json = run("push", server.url, "room:lobby", "echo", "{not json")
+    assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
+
+
+@pytest.mark.timeout(60)
+def test_listen_prints_json_lines_and_a_summary(phoenix_server):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maxsdk",
+            "listen",
+            phoenix_server.url,
+            "room:lobby",
+            "--json",
+            "--event",
+            "shout",
+            "--count",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        phoenix_server.wait_for_message(event="phx_join", topic="room:lobby", timeout=20)
+        with Client(phoenix_server.url) as client:
+            room = client.join("room:lobby")
+            room.push("echo", {})
+            room.push("shout", {"n": 1})
+            room.push("shout", {"n": 2})
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["payload"] for line in lines] == [{"n": 1}, {"n": 2}]
+    assert all(line["event"] == "shout" and line["topic"] == "room:lobby" for line in lines)
+    assert "2 message(s), 0 reconnect(s)" in err
+    assert "[connected]" in err
+
+
+@pytest.mark.timeout(60)
+def test_listen_keeps_reconnecting_and_exits_cleanly_on_ctrl_c(phoenix_server):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maxsdk", "listen", phoenix_server.url, "room:lobby"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        cursor = phoenix_server.event_count
+        phoenix_server.wait_for_message(event="phx_join", topic="room:lobby", timeout=20)
+        phoenix_server.drop_connections()
+        phoenix_server.wait_for_event(lambda e: e.kind == "opened", since=cursor + 1, timeout=20)
+        phoenix_server.wait_for_message(
+            event="phx_join", topic="room:lobby", since=phoenix_server.message_count - 1, timeout=20
+        )
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "reconnect" in err and "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+def test_serve_prints_its_url_serves_and_stops_on_ctrl_c():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maxsdk", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        line = process.stdout.readline()
+        assert f"ws://127.0.0.1:{port}/socket/websocket" in line
+        with Client(f"ws://127.0.0.1:{port}/socket") as client:
+            assert client.join("echo:cli").push("anything", {"a": 1}).response == {"a": 1}
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "server stopped" in err and "Traceback" not in err
+
+
+def test_verbose_logs_frames_without_secrets(phoenix_server_factory):
+    server = phoenix_server_factory(token="s3cret-token")
+    result = run(
+        "-vv",
+        "push",
+        server.url,
+        "room:private",
+        "echo",
+        '{"x": 1}',
+        "--token",
+        "s3cret-token",
+        "--join-payload",
+        '{"password": "pw", "api_key": "k3y-in-join-params"}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert "maxsdk.frames" in result.stderr and ">>" in result.stderr
+    client_logs = [line for line in result.stderr.splitlines() if "maxsdk.server" not in line]
+    assert not any("s3cret-token" in line or "k3y-in-join-params" in line for line in client_logs)
+    assert any("<join params redacted>" in line for line in client_logs)
+
+
+def test_main_is_importable_and_returns_statuses(phoenix_server, capsys):
+    from maxsdk.cli import main
+
+    assert main(["push", phoenix_server.url, "room:lobby", "echo", '{"in": "process"}']) == 0
+    assert json.loads(capsys.readouterr().out)["response"] == {"in": "process"}
+    stop = threading.Event()
+    stop.set()
+    assert main(["listen", phoenix_server.url, "room:lobby"], stop=stop) == 0
