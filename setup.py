@@ -15,6 +15,7 @@ TEST_REQUIRES = [
     "pytest-timeout>=2.2",
     "hypothesis>=6.90",
     "responses>=0.24",
+    "trustme>=1.1",
 ]
 LINT_REQUIRES = [
     "ruff>=0.5",

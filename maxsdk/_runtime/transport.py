@@ -20,7 +20,7 @@ import socket
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import websocket
 
@@ -32,11 +32,13 @@ from maxsdk.errors import (
     MessageTooLargeError,
     TLSVerificationError,
 )
+from maxsdk.protocol.handler import WebSocketPing
 
 __all__ = [
     "BINARY",
     "CLOSE",
     "TEXT",
+    "BatchingTransport",
     "Transport",
     "TransportOptions",
     "WebSocketTransport",
@@ -55,7 +57,12 @@ _unpack_64 = struct.Struct("!Q").unpack_from
 
 
 class Transport(Protocol):
-    """What the engine needs from a connection (WebSocket now, long-poll later)."""
+    """What the engine needs from a connection (WebSocket, long-poll).
+
+    Optional attributes the engine reads with ``getattr``: ``kind``
+    (``"websocket"`` by default), ``heartbeats`` (``True`` by default) and
+    ``send_many`` (see :class:`BatchingTransport`).
+    """
 
     def recv(self) -> tuple[int, Any]:
         """Block for the next message: ``(TEXT, bytes)``, ``(BINARY, bytes)`` or
@@ -71,6 +78,17 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once, waking a blocked :meth:`recv`; never raises."""
+
+
+class BatchingTransport(Transport, Protocol):
+    """A transport that sends several messages at once (long-poll: one NDJSON POST).
+
+    When a transport has ``send_many``, the engine hands it every queued frame
+    in one call instead of calling :meth:`~Transport.send` per frame.
+    """
+
+    def send_many(self, frames: list[str | bytes]) -> int:
+        """Send ``frames`` in order; return bytes written. Raises :class:`ConnectionLostError`."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,8 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         ConnectFailedError: any other failure (refused, DNS, timeout, reset).
 
     """
-    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True, sslopt=sslopt)
     kwargs: dict[str, Any] = {
         "timeout": options.connect_timeout,
         "header": [f"{name}: {value}" for name, value in options.headers],
@@ -122,8 +141,6 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         kwargs.update(http_proxy_host=host, http_proxy_port=port, proxy_type="http")
         if auth is not None:
             kwargs["http_proxy_auth"] = auth
-    if options.ssl_context is not None:
-        ws.sslopt = {"context": options.ssl_context}  # type: ignore[attr-defined]  # used for wss:// only
     try:
         ws.connect(url, **kwargs)  # type: ignore[no-untyped-call]
     except websocket.WebSocketBadStatusException as exc:
@@ -172,14 +189,18 @@ class WebSocketTransport:
         self._skipping_message = False
         self._close_sent = False
         self.subprotocol: str | None = ws.getsubprotocol()
+        #: Called with each pong's payload on the reader thread (protocols that use WebSocket pings).
+        self.on_pong: Callable[[bytes], None] | None = None
 
     # -- sending ------------------------------------------------------------------
 
     def send(self, frame: str | bytes) -> int:
-        """Send a text (``str``) or binary (``bytes``) message."""
+        """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping."""
         try:
             if isinstance(frame, str):
                 return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
+            if type(frame) is WebSocketPing:
+                return self._ws.send(frame, websocket.ABNF.OPCODE_PING)
             return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
@@ -312,6 +333,8 @@ class WebSocketTransport:
                     pass
                 continue
             if opcode == _PONG:
+                if self.on_pong is not None:
+                    self.on_pong(data)
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 
