@@ -14,6 +14,7 @@ from maxsdk.errors import (
     ConfigurationError,
     JoinError,
     JoinTimeoutError,
+    NotConnectedError,
 )
 from maxsdk.models import ModelError, decode_versioned, to_payload
 from maxsdk.presence import Presence
@@ -226,9 +227,14 @@ class Channel:
         encoded = self._serializer.encode_payload({} if payload is None else to_payload(payload))
         if isinstance(encoded, bytes):
             self._serializer.check_binary_fields(self.topic, event)
-        self._client._check_process()
-        if self._client.closed:
+        client = self._client
+        client._check_process()
+        if client.closed:
             raise ClientClosedError("the client is closed")
+        if client.config.offline == "raise" and not client.connected:
+            raise NotConnectedError(
+                f"not connected ({client.state}); push of {event!r} refused", url=engine.redacted_url
+            )
         waiter = PendingReply(engine, self.topic, event, timeout)
         waiter.ref = engine.push(self._core, event, encoded, timeout, waiter)
         return waiter

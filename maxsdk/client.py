@@ -81,6 +81,10 @@ class Client:
         dispatch_queue_size: events queued for handlers before the overflow
             policy applies.
         overflow: ``"drop_oldest"`` (default), ``"drop_newest"`` or ``"block"``.
+        offline: what a (non-durable) push does while the client is not
+            connected: ``"wait"`` (default: buffered until the connection and
+            the channel are back, within the push's timeout — phoenix.js's
+            send buffer) or ``"raise"`` (:class:`~maxsdk.NotConnectedError` at once).
         verify_tls: verify ``wss://`` certificates (default ``True``; turning
             it off logs a warning).
         ca_file: a CA bundle to verify against.
@@ -118,6 +122,7 @@ class Client:
         max_pending: int | None = 100_000,
         dispatch_queue_size: int = 10_000,
         overflow: str = "drop_oldest",
+        offline: str = "wait",
         verify_tls: bool = True,
         ca_file: str | None = None,
         ssl_context: Any = None,
@@ -148,6 +153,7 @@ class Client:
             max_pending=max_pending,
             dispatch_queue_size=dispatch_queue_size,
             overflow=overflow,
+            offline=offline,
             verify_tls=verify_tls,
             ca_file=ca_file,
             ssl_context=ssl_context,

@@ -50,6 +50,7 @@ class ClientConfig:
     max_pending: int | None = 100_000
     dispatch_queue_size: int = 10_000
     overflow: str = "drop_oldest"
+    offline: str = "wait"
     verify_tls: bool = True
     ca_file: str | None = None
     ssl_context: ssl.SSLContext | None = None
@@ -99,6 +100,8 @@ class ClientConfig:
             raise ConfigurationError("transport must be 'websocket', 'longpoll' or 'auto'")
         if self.longpoll_fallback_after is not None:
             _positive("longpoll_fallback_after", self.longpoll_fallback_after)
+        if self.offline not in ("wait", "raise"):
+            raise ConfigurationError("offline must be 'wait' or 'raise'")
         if self.overflow not in _OVERFLOW:
             raise ConfigurationError(f"overflow must be one of {', '.join(_OVERFLOW)}")
         if not isinstance(self.dispatch_queue_size, int) or self.dispatch_queue_size < 1:

@@ -23,7 +23,8 @@ message.
     │   │   │       └── TokenRejectedError     a token endpoint refused with a 4xx (also TokenFetchError)
     │   │   ├── TLSVerificationError           the server certificate did not verify
     │   │   └── TokenFetchError                no token could be fetched from a token endpoint
-    │   └── ConnectionLostError                an open connection dropped
+    │   ├── ConnectionLostError                an open connection dropped
+    │   └── NotConnectedError                  not connected, and the client was told not to wait
     ├── ClientClosedError (RuntimeError)       the client was closed, or gave up reconnecting
     ├── RpcError                               a request got an error response (``code``, ``message``, ``data``)
     ├── ChannelError
@@ -70,6 +71,7 @@ __all__ = [
     "MaxsdkError",
     "MaxsdkTimeoutError",
     "MessageTooLargeError",
+    "NotConnectedError",
     "OutboxClosedError",
     "OutboxCorruptError",
     "OutboxError",
@@ -223,6 +225,10 @@ class ConnectionLostError(TransportError):
         super().__init__(message, url=url)
         self.code = code
         self.reason = reason
+
+
+class NotConnectedError(TransportError):
+    """A push was refused because the client is not connected and ``offline="raise"``."""
 
 
 class ClientClosedError(MaxsdkError, RuntimeError):

@@ -228,3 +228,16 @@ def test_reconnect_gives_up_after_max_attempts_and_fails_pending_waits(phoenix_s
         with pytest.raises(maxsdk.ClientClosedError):
             pending.wait()
         assert client.state is ConnectionState.CLOSED
+
+
+def test_offline_raise_refuses_pushes_while_disconnected(phoenix_server):
+    client = fast_client(phoenix_server.url, offline="raise", reconnect=Backoff.constant(0.5))
+    log = SignalLog(client)
+    with client:
+        room = client.join("room:lobby")
+        phoenix_server.drop_connections()
+        log.wait_for("disconnected")
+        with pytest.raises(maxsdk.NotConnectedError):
+            room.push("echo", {})
+        log.wait_for("channel_joined", lambda kw: kw["rejoined"])
+        assert room.push("echo", {"back": 1}).response == {"back": 1}
