@@ -20,7 +20,7 @@ import socket
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import websocket
 
@@ -32,13 +32,11 @@ from maxsdk.errors import (
     MessageTooLargeError,
     TLSVerificationError,
 )
-from maxsdk.protocol.handler import WebSocketPing
 
 __all__ = [
     "BINARY",
     "CLOSE",
     "TEXT",
-    "BatchingTransport",
     "Transport",
     "TransportOptions",
     "WebSocketTransport",
@@ -57,12 +55,7 @@ _unpack_64 = struct.Struct("!Q").unpack_from
 
 
 class Transport(Protocol):
-    """What the engine needs from a connection (WebSocket, long-poll).
-
-    Optional attributes the engine reads with ``getattr``: ``kind``
-    (``"websocket"`` by default), ``heartbeats`` (``True`` by default) and
-    ``send_many`` (see :class:`BatchingTransport`).
-    """
+    """What the engine needs from a connection (WebSocket now, long-poll later)."""
 
     def recv(self) -> tuple[int, Any]:
         """Block for the next message: ``(TEXT, bytes)``, ``(BINARY, bytes)`` or
@@ -78,17 +71,6 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once, waking a blocked :meth:`recv`; never raises."""
-
-
-class BatchingTransport(Transport, Protocol):
-    """A transport that sends several messages at once (long-poll: one NDJSON POST).
-
-    When a transport has ``send_many``, the engine hands it every queued frame
-    in one call instead of calling :meth:`~Transport.send` per frame.
-    """
-
-    def send_many(self, frames: list[str | bytes]) -> int:
-        """Send ``frames`` in order; return bytes written. Raises :class:`ConnectionLostError`."""
 
 
 @dataclass(frozen=True)
@@ -189,18 +171,14 @@ class WebSocketTransport:
         self._skipping_message = False
         self._close_sent = False
         self.subprotocol: str | None = ws.getsubprotocol()
-        #: Called with each pong's payload on the reader thread (protocols that use WebSocket pings).
-        self.on_pong: Callable[[bytes], None] | None = None
 
     # -- sending ------------------------------------------------------------------
 
     def send(self, frame: str | bytes) -> int:
-        """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping."""
+        """Send a text (``str``) or binary (``bytes``) message."""
         try:
             if isinstance(frame, str):
                 return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
-            if type(frame) is WebSocketPing:
-                return self._ws.send(frame, websocket.ABNF.OPCODE_PING)
             return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
@@ -333,8 +311,6 @@ class WebSocketTransport:
                     pass
                 continue
             if opcode == _PONG:
-                if self.on_pong is not None:
-                    self.on_pong(data)
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 
