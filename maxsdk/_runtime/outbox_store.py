@@ -27,7 +27,12 @@ per second on a plain disk). ``SQLiteAckQueue`` does not support
 ``put_many``, a ``take_batch``, an ``ack`` of many keys — runs as ONE explicit
 transaction on the queue's connection: one commit, one fsync, whatever the
 batch size. A failed transaction is rolled back whole (nothing half-written)
-and the in-memory index is only updated after the commit succeeded.
+and the in-memory index is only updated after the commit succeeded. Measured
+with ``bench/outbox_store.py`` on the 2-core development machine,
+``synchronous="full"``, 50 topics: batches of 100 store 23,000-60,000
+messages/s and take+ack 17,000-57,000/s (the disk's fsync time varies
+between runs); batches of 10, about 16,000 and 13,000/s; one by one, about
+3,000 and 2,000/s, like persist-queue's own ``put``/``get``+``ack``.
 
 Ordering: an in-memory index (rebuilt from the table when the store opens; the
 file lock guarantees nobody else writes it) keeps each topic's ready messages
@@ -108,7 +113,7 @@ Overflow = Literal["refuse", "block"]
 Synchronous = Literal["full", "normal"]
 
 
-class _OutboxQueue(SQLiteAckQueue):  # type: ignore[misc]
+class _OutboxQueue(SQLiteAckQueue):
     """persist-queue's ack queue with the outbox's columns next to its own ``_id, data, timestamp, status``."""
 
     _TABLE_NAME = "outbox"
