@@ -7,6 +7,7 @@ goes away.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["PendingReply", "Reply"]
 
 T = TypeVar("T")
+_allocate_lock = _thread.allocate_lock
+#: Guards callback registration against completion (both rare and short).
+_CALLBACK_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,16 @@ class PendingReply:
     except maxsdk's reader and timer threads.
     """
 
-    __slots__ = ("_callbacks", "_engine", "_event", "_lock", "_outcome", "created", "event", "ref", "timeout", "topic")
+    __slots__ = ("_callbacks", "_engine", "_gate", "_outcome", "created", "event", "ref", "timeout", "topic")
 
     def __init__(self, engine: Engine | None, topic: str, event: str, timeout: float) -> None:
         self._engine = engine
-        self._event = threading.Event()
+        # A raw lock used as a one-shot gate: held until the outcome is known.
+        # Cheaper to create and to wait on than a threading.Event (push hot path).
+        self._gate = _allocate_lock()
+        self._gate.acquire()
         self._outcome: Outcome | BaseException | None = None
         self._callbacks: list[Callable[[PendingReply], None]] | None = None
-        self._lock = threading.Lock()
         self.topic = topic
         self.event = event
         self.timeout = timeout
@@ -84,7 +90,15 @@ class PendingReply:
 
     def done(self) -> bool:
         """Whether the outcome is known."""
-        return self._event.is_set()
+        return self._outcome is not None
+
+    def wait_done(self, timeout: float) -> bool:
+        """Block until the outcome is known (or ``timeout``); return whether it is. Never raises."""
+        if self._outcome is None:
+            if not self._gate.acquire(True, max(0.0, timeout)):
+                return False
+            self._gate.release()
+        return True
 
     def wait(self, timeout: float | None = None) -> Reply:
         """Block until the outcome and return the reply.
@@ -118,11 +132,11 @@ class PendingReply:
         """
         if self._engine is not None:
             self._engine.check_blocking_allowed()
-        if not self._event.is_set():
+        if self._outcome is None:
             # The client times the push out itself; the extra second only
             # guards against a stalled timer thread.
             limit = self.timeout + 1.0 if timeout is None else timeout
-            if not self._event.wait(limit):
+            if not self.wait_done(limit):
                 raise ReplyTimeoutError(
                     f"no reply to {self.event!r} on {self.topic!r} within {limit:g} s",
                     topic=self.topic,
@@ -150,8 +164,8 @@ class PendingReply:
 
     def add_done_callback(self, callback: Callable[[PendingReply], None]) -> None:
         """Call ``callback(pending)`` when done, on the dispatcher thread (at once if done)."""
-        with self._lock:
-            if not self._event.is_set():
+        with _CALLBACK_LOCK:
+            if self._outcome is None:
                 if self._callbacks is None:
                     self._callbacks = []
                 self._callbacks.append(callback)
@@ -163,12 +177,12 @@ class PendingReply:
 
     def _complete(self, outcome: Outcome | BaseException) -> list[Callable[[PendingReply], None]]:
         """Record the outcome; return callbacks for the caller to schedule."""
-        with self._lock:
-            if self._event.is_set():
+        with _CALLBACK_LOCK:
+            if self._outcome is not None:
                 return []
             self._outcome = outcome
-            self._event.set()
             callbacks, self._callbacks = self._callbacks, None
+        self._gate.release()
         return callbacks or []
 
     def __repr__(self) -> str:

@@ -118,7 +118,7 @@ class PhoenixDriver:
 
         engine.run(leave_all)
         for waiter in waiters:
-            waiter._event.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+            waiter.wait_done(max(0.0, min(1.0, deadline - time.monotonic())))
 
     def snapshot(self) -> tuple[ChannelSnapshot, ...]:
         """The registered channels."""
