@@ -33,6 +33,9 @@ __all__ = [
     "message_received",
     "messages_dropped",
     "namespace",
+    "outbox_dead_lettered",
+    "outbox_delivered",
+    "outbox_expired",
     "payload_invalid",
     "presence_join",
     "presence_leave",
@@ -189,5 +192,29 @@ payload_invalid: Signal = namespace.signal(
 
     kwargs: ``channel``, ``event``, ``model`` (the class), ``error``
     (:class:`~maxsdk.ModelError` with ``.reason``).
+    """,
+)
+
+outbox_delivered: Signal = namespace.signal(
+    "outbox_delivered",
+    doc="""A durable message got its ``ok`` reply and left the outbox (only sent while someone listens).
+
+    kwargs: ``key`` (idempotency key), ``topic``, ``event``, ``response``.
+    """,
+)
+
+outbox_dead_lettered: Signal = namespace.signal(
+    "outbox_dead_lettered",
+    doc="""A durable message got an error reply and was set aside as a dead letter (never dropped silently).
+
+    kwargs: ``key``, ``topic``, ``event``, ``response`` (the error reply's response).
+    """,
+)
+
+outbox_expired: Signal = namespace.signal(
+    "outbox_expired",
+    doc="""A durable message's TTL passed before it could be delivered; it was removed and not sent.
+
+    kwargs: ``key``, ``topic``, ``event``, ``age`` (seconds since it was stored).
     """,
 )

@@ -67,7 +67,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, cast
@@ -433,12 +433,15 @@ class OutboxStore:
 
     # -- taking and settling ------------------------------------------------------------------
 
-    def take_batch(self, n: int, *, now: float | None = None) -> list[OutboxRecord]:
+    def take_batch(
+        self, n: int, *, now: float | None = None, topics: Container[str] | None = None
+    ) -> list[OutboxRecord]:
         """Hand out up to ``n`` ready messages, marked in flight until ack, nack or dead letter.
 
         Order: by priority across topics, insertion order within a topic, and
         at most ``max_in_flight_per_topic`` of a topic in flight. Expired
         messages are skipped (and left for :meth:`expire` to report).
+        ``topics`` limits the batch to those topics (e.g. the joined channels).
 
         Raises:
             OutboxStorageError: the disk refused; nothing was handed out.
@@ -449,7 +452,7 @@ class OutboxStore:
         now = self._clock() if now is None else now
         with self._lock:
             self._check_open()
-            chosen = self._choose(n, now)
+            chosen = self._choose(n, now, topics)
             if not chosen:
                 return []
             try:
@@ -460,13 +463,18 @@ class OutboxStore:
         by_rowid = {row[0]: row for row in rows}
         return [decode_record(by_rowid[e.rowid][1], by_rowid[e.rowid][2]) for e in chosen]
 
-    def _choose(self, n: int, now: float) -> list[_Entry]:
+    def _choose(self, n: int, now: float, topics: Container[str] | None = None) -> list[_Entry]:
         chosen: list[_Entry] = []
+        skipped: list[tuple[int, int, str]] = []
         while self._heads and len(chosen) < n:
-            _, rowid, topic = heapq.heappop(self._heads)
+            head = heapq.heappop(self._heads)
+            _, rowid, topic = head
             lane = self._lanes.get(topic)
             if not lane or lane[0].rowid != rowid or self._in_flight.get(topic, 0) >= self.max_in_flight_per_topic:
                 continue  # stale heap entry
+            if topics is not None and topic not in topics:
+                skipped.append(head)  # not deliverable now; keep its place
+                continue
             entry = lane.popleft()
             entry.in_lane = False
             if entry.expires_at is not None and entry.expires_at <= now:
@@ -478,6 +486,8 @@ class OutboxStore:
                 self._in_flight[topic] = self._in_flight.get(topic, 0) + 1
                 chosen.append(entry)
             self._push_head(topic)
+        for head in skipped:
+            heapq.heappush(self._heads, head)
         return chosen
 
     def _mark_taken(self, chosen: list[_Entry]) -> list[tuple[int, bytes, int]]:
