@@ -186,14 +186,14 @@ class TokenProvider:
         """
         with self._cond:
             while True:
-                now = self._clock()
-                current = self._valid_token(now)
-                if current is not None and (self._refresh_at is None or now < self._refresh_at):
-                    return current
                 if self._closed.is_set():
                     raise TokenFetchError(
                         "the token provider is closed", url=self._redacted, reason="closed", attempts=0
                     )
+                now = self._clock()
+                current = self._valid_token(now)
+                if current is not None and (self._refresh_at is None or now < self._refresh_at):
+                    return current
                 if current is not None and (self._fetching or now < self._retry_not_before):
                     return current  # an early refresh is running or failed recently: keep the valid token
                 if not self._fetching:

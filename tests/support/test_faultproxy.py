@@ -287,18 +287,21 @@ def test_refuse_keeps_open_connections(proxy: FaultProxy, connect: Connect) -> N
 
 
 def test_server_down_resets_the_client() -> None:
-    spare = socket.create_server(("127.0.0.1", 0))
+    # Bound but not listening: connections to the port are refused, and nobody else can take it meanwhile.
+    spare = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    spare.bind(("127.0.0.1", 0))
     port = spare.getsockname()[1]
-    spare.close()  # nothing listens there now
-    with FaultProxy(("127.0.0.1", port)) as proxy:
-        sock = socket.create_connection(proxy.address, timeout=TIMEOUT)
-        try:
-            with pytest.raises((ConnectionResetError, EOFError)):
+    with spare, FaultProxy(("127.0.0.1", port)) as proxy:
+
+        def connect_and_read() -> None:
+            # The reset may even beat connect()'s own completion check.
+            with socket.create_connection(proxy.address, timeout=TIMEOUT) as sock:
                 if not sock.recv(10):
                     raise EOFError
-        finally:
-            sock.close()
-        assert proxy.wait_for(lambda s: s.active == 0)
+
+        with pytest.raises((ConnectionResetError, EOFError)):
+            connect_and_read()
+        assert proxy.wait_for(lambda s: s.active == 0 and s.accepted == 1)
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
