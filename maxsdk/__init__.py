@@ -38,16 +38,26 @@ from maxsdk.errors import (
     MaxsdkTimeoutError,
     MessageTooLargeError,
     NotConnectedError,
+    OutboxClosedError,
+    OutboxCorruptError,
+    OutboxError,
+    OutboxFullError,
+    OutboxLockedError,
+    OutboxStorageError,
     ProtocolError,
     RemoteProtocolError,
     ReplyError,
     ReplyLostError,
     ReplyTimeoutError,
     TLSVerificationError,
+    TokenFetchError,
+    TokenRejectedError,
     TransportError,
     WrongThreadError,
 )
+from maxsdk.auth import TokenProvider
 from maxsdk.models import ModelError
+from maxsdk.outbox import Outbox, OutboxConfig
 from maxsdk.protocol.backoff import Backoff
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
@@ -85,6 +95,14 @@ __all__ = [
     "MessageTooLargeError",
     "ModelError",
     "NotConnectedError",
+    "Outbox",
+    "OutboxClosedError",
+    "OutboxConfig",
+    "OutboxCorruptError",
+    "OutboxError",
+    "OutboxFullError",
+    "OutboxLockedError",
+    "OutboxStorageError",
     "PendingReply",
     "ProtocolError",
     "RemoteProtocolError",
@@ -94,6 +112,9 @@ __all__ = [
     "ReplyTimeoutError",
     "Stats",
     "TLSVerificationError",
+    "TokenFetchError",
+    "TokenProvider",
+    "TokenRejectedError",
     "TransportError",
     "WrongThreadError",
     "__version__",

@@ -215,6 +215,45 @@ class Channel:
         """
         return self.push_nowait(event, payload, timeout).wait()
 
+    def send(
+        self,
+        event: str,
+        payload: Any = None,
+        *,
+        priority: str | int = "normal",
+        ttl: float | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Send ``event`` durably through the client's outbox; return its idempotency key.
+
+        The message is on disk before this returns, online or not; it is
+        pushed when this channel is joined and removed only after an ``ok``
+        reply (at-least-once; see :mod:`maxsdk.outbox` for the guarantees).
+        The key is added to the payload (field ``idempotency_key`` by default)
+        so the server can drop duplicates.
+
+        Args:
+            event: the event name.
+            payload: a JSON object (mapping or dataclass).
+            priority: ``"high"``, ``"normal"`` or ``"low"``.
+            ttl: seconds after which an undelivered message is dropped and
+                reported (``outbox_expired``); ``None`` = never.
+            key: your own idempotency key (default: a new sortable unique key).
+
+        Raises:
+            ConfigurationError: the client has no outbox, or the payload is not an object.
+            OutboxFullError: the outbox is full (nothing is ever dropped to make room).
+            OutboxStorageError: the disk refused; the message was not accepted.
+
+        """
+        outbox = self._client.outbox
+        if outbox is None:
+            raise ConfigurationError("durable sends need a client created with outbox=<directory>")
+        if not isinstance(event, str) or not event:
+            raise ConfigurationError("event must be a non-empty string")
+        self._client._check_process()
+        return outbox.put(self.topic, event, payload, priority=priority, ttl=ttl, key=key)
+
     def push_nowait(self, event: str, payload: Any = None, timeout: float | None = None) -> PendingReply:
         """Push without waiting; return a :class:`PendingReply` to wait on later.
 
@@ -444,6 +483,8 @@ class Channel:
     def _state_changed(self, change: ChannelStateChanged) -> None:
         if change.new is ChannelState.JOINED:
             self.join_response = change.response
+        if change.new is ChannelState.JOINED and self._client.outbox is not None:
+            self._client.outbox.wake()
         with self._state_cond:
             self._state_cond.notify_all()
             watchers = list(self._close_watchers) if change.new is ChannelState.CLOSED else []

@@ -13,6 +13,7 @@ from maxsdk._runtime.engine import Engine
 from maxsdk.channel import Channel
 from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
 from maxsdk.errors import ClientClosedError, ConfigurationError, ForkedClientError
+from maxsdk.outbox import Outbox, OutboxConfig, joined_topics
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
 from maxsdk.stats import Stats
@@ -98,6 +99,9 @@ class Client:
         longpoll_fallback_after: with ``"auto"``, also fall back when no
             WebSocket connection succeeds within this many seconds.
         name: a name for logs and thread names.
+        outbox: a directory (or an :class:`~maxsdk.outbox.OutboxConfig`) for
+            the durable outbox used by :meth:`Channel.send`; ``None`` = no
+            outbox. The directory is locked while the client is open.
 
     """
 
@@ -132,6 +136,7 @@ class Client:
         transport: str = "websocket",
         longpoll_fallback_after: float | None = None,
         name: str | None = None,
+        outbox: Any = None,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         self.config = ClientConfig.build(
@@ -166,6 +171,11 @@ class Client:
             rng=_rng,
         )
         self._engine = Engine(self.config, self)
+        self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
+        #: The durable outbox (``None`` unless ``outbox=`` was given).
+        self.outbox: Outbox | None = None
+        if outbox is not None:
+            self.outbox = Outbox(self, OutboxConfig.coerce(outbox))
         self._lock = threading.Lock()
         self._closed = False
         self._started = False
@@ -234,6 +244,8 @@ class Client:
             self._closed = False
             self._started = True
         self._engine.start()
+        if self.outbox is not None:
+            self.outbox.start()
 
     def _ensure_started(self) -> None:
         self._check_process()
@@ -261,6 +273,8 @@ class Client:
         if self._forked:
             return  # the parent's threads and socket do not exist here; nothing to close
         self._engine.close(timeout)
+        if self.outbox is not None:
+            self.outbox.close()
 
     def __enter__(self) -> Client:
         return self.connect()
@@ -285,7 +299,13 @@ class Client:
             timeout: default timeout of this channel (default: the client's).
 
         """
-        return Channel(self, self._engine, topic, params, self.config.timeout if timeout is None else timeout)
+        channel = Channel(self, self._engine, topic, params, self.config.timeout if timeout is None else timeout)
+        self._channels.add(channel)
+        return channel
+
+    def _joined_channels(self) -> dict[str, Channel]:
+        """The joined channels by topic (for the outbox)."""
+        return joined_topics(list(self._channels))
 
     def join(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
         """Create a channel and join it (connecting first if needed); see :meth:`Channel.join`."""
@@ -312,7 +332,7 @@ class Client:
         return self._engine.stats(self._outbox_depth())
 
     def _outbox_depth(self) -> int | None:
-        return None
+        return None if self.outbox is None else self.outbox.depth()
 
     def diagnostics(self) -> Diagnostics:
         """A snapshot of the connection for logs and health checks (no secrets)."""
@@ -340,7 +360,10 @@ class Client:
     @property
     def threads(self) -> list[threading.Thread]:
         """The threads this client started (for tests and diagnostics)."""
-        return self._engine.threads
+        threads = self._engine.threads
+        if self.outbox is not None and self.outbox.thread is not None:
+            threads.append(self.outbox.thread)
+        return threads
 
     def __repr__(self) -> str:
         return f"<maxsdk.Client {self._engine.name} {self._engine.redacted_url} {self.state}>"
