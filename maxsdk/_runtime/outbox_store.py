@@ -689,14 +689,26 @@ class OutboxStore:
                 **self._totals,
             )
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
+    def wait_ready(self, timeout: float | None = None, *, topics: Container[str] | None = None) -> bool:
         """Block until a message may be taken (or the store closes); ``False`` on timeout.
 
         It may return ``True`` and :meth:`take_batch` still return nothing
         (the message expired meanwhile, or another thread took it).
+
+        Args:
+            timeout: seconds; ``None`` = no limit.
+            topics: only messages of these topics count (as in :meth:`take_batch`).
+                The store cannot see this container change: call :meth:`wake`
+                after changing it.
+
         """
         with self._ready_cond:
-            return self._ready_cond.wait_for(lambda: self._closed or self._has_head(), timeout)
+            return self._ready_cond.wait_for(lambda: self._closed or self._has_head(topics), timeout)
+
+    def wake(self) -> None:
+        """Make :meth:`wait_ready` callers check again (e.g. the deliverable topics changed)."""
+        with self._ready_cond:
+            self._ready_cond.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -806,14 +818,20 @@ class OutboxStore:
             head = lane[0]
             heapq.heappush(self._heads, (head.priority, head.rowid, topic))
 
-    def _has_head(self) -> bool:
-        while self._heads:
-            _, rowid, topic = self._heads[0]
-            lane = self._lanes.get(topic)
-            if lane and lane[0].rowid == rowid and self._in_flight.get(topic, 0) < self.max_in_flight_per_topic:
-                return True
+    def _has_head(self, topics: Container[str] | None = None) -> bool:
+        """Whether a message may be taken now (of one of ``topics``, if given); drops stale heap tops."""
+        while self._heads and not self._deliverable(self._heads[0]):
             heapq.heappop(self._heads)
-        return False
+        if topics is None or not self._heads:
+            return bool(self._heads)
+        return any(head[2] in topics and self._deliverable(head) for head in self._heads)
+
+    def _deliverable(self, head: tuple[int, int, str]) -> bool:
+        _, rowid, topic = head
+        lane = self._lanes.get(topic)
+        if not lane or lane[0].rowid != rowid:
+            return False  # a stale heap entry
+        return self._in_flight.get(topic, 0) < self.max_in_flight_per_topic
 
     def _find(self, keys: Iterable[str], states: tuple[int, ...]) -> list[_Entry]:
         found: dict[str, _Entry] = {}

@@ -385,6 +385,26 @@ def test_wait_ready_wakes_on_put(store: OutboxStore) -> None:
     assert store.wait_ready(10)
 
 
+def test_take_and_wait_limited_to_some_topics(store: OutboxStore) -> None:
+    store.put_many([msg("joined", 1), msg("not-yet", 1), msg("joined", 2)])
+    deliverable = {"joined"}
+    assert numbers(store.take_batch(10, topics=deliverable)) == [("joined", 1)]
+    assert not store.wait_ready(0.01, topics=deliverable)  # joined:2 waits for joined:1
+    woke = threading.Event()
+
+    def waiter() -> None:
+        if store.wait_ready(30, topics=deliverable):
+            woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deliverable.add("not-yet")
+    store.wake()
+    thread.join(30)
+    assert woke.is_set()
+    assert numbers(store.take_batch(10, topics=deliverable)) == [("not-yet", 1)]
+
+
 def test_acked_rows_are_cleared(open_store: Callable[..., OutboxStore], path: str) -> None:
     store = open_store(clear_acked_every=10)
     store.put_many([msg(f"t{i}", i) for i in range(25)])
