@@ -135,6 +135,13 @@ class Outbox:
         self._cond = threading.Condition(threading.Lock())
         self._settled: list[tuple[_Waiter, Outcome | BaseException]] = []
         self._in_flight = 0
+        # Per topic: messages pushed and not settled; topics held back after a failure
+        # until everything they had in flight came back (so a retry never overtakes).
+        self._topic_in_flight: dict[str, int] = {}
+        self._held: set[str] = set()
+        # The channel incarnation (join_ref) a topic's in-flight messages went out on: after a
+        # rejoin, nothing new goes out until the old incarnation's messages all came back.
+        self._topic_join_ref: dict[str, str | None] = {}
         self._wake = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -279,8 +286,10 @@ class Outbox:
         for waiter, outcome in settled:
             status = getattr(outcome, "status", "client_closed")
             response = getattr(outcome, "response", None)
+            self._topic_in_flight[waiter.topic] -= 1
             if status in _RETRY:
                 retried.append(waiter.key)
+                self._held.add(waiter.topic)
             elif status == "error":
                 self._store.dead_letter([waiter.key], reason=_describe(response))
                 if signals.outbox_dead_lettered.receivers:
@@ -305,6 +314,8 @@ class Outbox:
             self._store.ack(acked)
         if retried:
             self._store.nack(retried)
+        for topic in [t for t in self._held if not self._topic_in_flight.get(t)]:
+            self._held.discard(topic)
         with self._cond:
             self._in_flight -= len(settled)
             self._wake = True
@@ -322,6 +333,11 @@ class Outbox:
 
     def _deliver(self) -> None:
         joined = self._client._joined_channels()
+        for topic in list(joined):
+            if topic in self._held or (
+                self._topic_in_flight.get(topic) and self._topic_join_ref.get(topic) != joined[topic].join_ref
+            ):
+                del joined[topic]
         if not joined:
             return
         records = self._store.take_batch(self.config.batch_size, topics=joined)
@@ -335,9 +351,13 @@ class Outbox:
         for record in records:
             channel: Channel = joined[record.topic]
             waiter = _Waiter(self, record)
+            self._topic_in_flight[record.topic] = self._topic_in_flight.get(record.topic, 0) + 1
+            self._topic_join_ref[record.topic] = channel.join_ref
             try:
                 payload = serializer.encode_payload({**record.payload, field: record.idempotency_key})
-                engine.push(channel._core, record.event, payload, self.config.reply_timeout, waiter)
+                # Never buffered by the channel: a message that cannot go out now comes back
+                # here, so the outbox alone decides the order of retries.
+                engine.push(channel._core, record.event, payload, self.config.reply_timeout, waiter, buffer=False)
             except MaxsdkError as exc:  # the channel closed meanwhile, capacity...
                 log.debug("outbox: %s not pushed now (%s)", record.idempotency_key, exc)
                 self._settle(waiter, Outcome("closed", None, record.topic, record.event, ""))

@@ -377,11 +377,13 @@ class Engine:
         self._poke_timer(new_deadline)
         return result
 
-    def push(self, core: Any, event: str, payload: str | bytes, timeout: float, waiter: PendingReply) -> str:
-        """Push on a channel (the hot path of :meth:`Channel.push`)."""
+    def push(
+        self, core: Any, event: str, payload: str | bytes, timeout: float, waiter: Any, *, buffer: bool = True
+    ) -> str:
+        """Push on a channel (the hot path of :meth:`Channel.push`); see ``PhoenixSession.push``."""
         session = self._session
         with self._lock:
-            ref: str = session.push(core, event, payload, _monotonic(), timeout, waiter)
+            ref: str = session.push(core, event, payload, _monotonic(), timeout, waiter, buffer=buffer)
             new_deadline = session.take_new_deadline()
         if session.outgoing:
             self._flush()

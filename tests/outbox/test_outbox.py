@@ -130,9 +130,8 @@ def test_priorities_go_first_across_topics(phoenix_server, tmp_path):
 
 
 def test_sends_need_an_outbox_and_an_object_payload(phoenix_server, tmp_path):
-    with fast_client(phoenix_server.url) as client:
-        with pytest.raises(maxsdk.ConfigurationError):
-            client.channel("room:lobby").send("echo", {})
+    with fast_client(phoenix_server.url) as client, pytest.raises(maxsdk.ConfigurationError):
+        client.channel("room:lobby").send("echo", {})
     with fast_client(phoenix_server.url, outbox=tmp_path / "outbox") as client:
         with pytest.raises(maxsdk.ConfigurationError):
             client.channel("room:lobby").send("echo", [1, 2])

@@ -313,22 +313,29 @@ class PhoenixSession:
         now: float,
         timeout: float,
         waiter: Any,
+        *,
+        buffer: bool = True,
     ) -> str:
         """Push ``event`` on ``ch``; send now if joined, else buffer until the join (§5.2).
 
-        The timeout runs from now, buffered or not (checklist 17).
+        The timeout runs from now, buffered or not (checklist 17). With
+        ``buffer=False`` (the durable outbox, which keeps its own order) a push
+        that cannot go out now is refused with :class:`ChannelClosedError`.
 
         Returns:
             The push's ref.
 
         Raises:
-            ChannelClosedError: the channel is closed or leaving.
+            ChannelClosedError: the channel is closed or leaving (or not
+                joined, with ``buffer=False``).
             LocalProtocolError: ``event`` is reserved.
             CapacityError: ``max_pending`` pushes are already waiting.
 
         """
         if ch.state is _S.CLOSED or ch.state is _S.LEAVING:
             raise ChannelClosedError(f"cannot push to {ch.topic!r}: channel is {ch.state}", topic=ch.topic)
+        if not buffer and not (self.connected and ch.state is _S.JOINED):
+            raise ChannelClosedError(f"{ch.topic!r} is not joined now ({ch.state})", topic=ch.topic)
         if event in RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is reserved; use join()/leave()")
         _check_text("event", event)
