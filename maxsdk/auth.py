@@ -249,6 +249,8 @@ class TokenProvider:
         def connect_params() -> dict[str, Any]:
             return {**fixed, name: self()}
 
+        # The client calls this after a 401/403 to force a fresh token before its retry.
+        connect_params.invalidate = self.invalidate  # type: ignore[attr-defined]
         return connect_params
 
     def header(self, name: str = "Authorization", scheme: str | None = "Bearer") -> Callable[[], dict[str, str]]:
@@ -258,6 +260,7 @@ class TokenProvider:
             token = self()
             return {name: f"{scheme} {token}" if scheme else token}
 
+        connect_headers.invalidate = self.invalidate  # type: ignore[attr-defined]
         return connect_headers
 
     # -- lifecycle -------------------------------------------------------------------------
