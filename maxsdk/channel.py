@@ -254,6 +254,23 @@ class Channel:
         self._client._check_process()
         return outbox.put(self.topic, event, payload, priority=priority, ttl=ttl, key=key)
 
+    def send_many(
+        self,
+        messages: Iterable[tuple[str, Any]],
+        *,
+        priority: str | int = "normal",
+        ttl: float | None = None,
+    ) -> list[str]:
+        """Durably send several ``(event, payload)`` messages at once (one disk flush); return their keys.
+
+        Same guarantees as :meth:`send`; all of the batch is stored, or none.
+        """
+        outbox = self._client.outbox
+        if outbox is None:
+            raise ConfigurationError("durable sends need a client created with outbox=<directory>")
+        self._client._check_process()
+        return outbox.put_many(self.topic, messages, priority=priority, ttl=ttl)
+
     def push_nowait(self, event: str, payload: Any = None, timeout: float | None = None) -> PendingReply:
         """Push without waiting; return a :class:`PendingReply` to wait on later.
 

@@ -132,9 +132,11 @@ def test_priorities_go_first_across_topics(phoenix_server, tmp_path):
 def test_sends_need_an_outbox_and_an_object_payload(phoenix_server, tmp_path):
     with fast_client(phoenix_server.url) as client, pytest.raises(maxsdk.ConfigurationError):
         client.channel("room:lobby").send("echo", {})
-    with fast_client(phoenix_server.url, outbox=tmp_path / "outbox") as client:
-        with pytest.raises(maxsdk.ConfigurationError):
-            client.channel("room:lobby").send("echo", [1, 2])
+    with (
+        fast_client(phoenix_server.url, outbox=tmp_path / "outbox") as client,
+        pytest.raises(maxsdk.ConfigurationError),
+    ):
+        client.channel("room:lobby").send("echo", [1, 2])
 
 
 def test_concurrent_producers(phoenix_server, tmp_path):
@@ -153,3 +155,15 @@ def test_concurrent_producers(phoenix_server, tmp_path):
         assert client.outbox.wait_drained(20)
     for topic, keys in sent.items():
         assert keys_received(phoenix_server, topic) == keys
+
+
+def test_send_many_stores_a_batch_at_once_in_order(phoenix_server, tmp_path):
+    with fast_client(phoenix_server.url, outbox=tmp_path / "outbox") as client:
+        room = client.join("room:lobby")
+        keys = room.send_many([("echo", {"n": n}) for n in range(50)])
+        assert len(keys) == 50
+        assert client.outbox.wait_drained(10)
+        assert keys_received(phoenix_server, "room:lobby") == keys
+        with pytest.raises(maxsdk.ConfigurationError):
+            room.send_many([("echo", {"ok": 1}), ("echo", "not an object")])
+        assert client.outbox.depth() == 0, "a refused batch stores nothing"
