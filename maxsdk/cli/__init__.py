@@ -1,4 +1,4 @@
-"""The ``maxsdk`` command line: ``demo``, ``serve``, ``listen`` and ``push``.
+"""The ``maxsdk`` command line: ``demo``, ``serve``, ``listen``, ``push`` and ``outbox``.
 
 Errors are one line on stderr with a non-zero exit status (see
 :data:`maxsdk.cli.errors.EXIT`); tracebacks only with ``-vv``.
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 from maxsdk._version import __version__
-from maxsdk.cli import demo, listen, push, serve
+from maxsdk.cli import demo, listen, outbox, push, serve
 from maxsdk.cli.common import configure_logging
 from maxsdk.cli.errors import EXIT, exit_status
 from maxsdk.cli.output import Printer
@@ -25,6 +25,7 @@ EPILOG = """commands:
   maxsdk serve --port 4000         run the embedded server for local development
   maxsdk listen URL TOPIC          print a topic's events (--json for jq)
   maxsdk push URL TOPIC EVENT JSON push one event and print the reply
+  maxsdk outbox PATH [ACTION]      inspect a durable outbox (stats, list, retry, purge)
 
 Run `maxsdk COMMAND --help` for examples. Set NO_COLOR to disable colors.
 """
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="-v: connection logs; -vv: frame-level debug logs (secrets redacted)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo, serve, listen, push):
+    for module in (demo, serve, listen, push, outbox):
         module.add_parser(sub)
     return parser
 

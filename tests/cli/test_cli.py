@@ -209,3 +209,29 @@ def test_main_is_importable_and_returns_statuses(phoenix_server, capsys):
     stop = threading.Event()
     stop.set()
     assert main(["listen", phoenix_server.url, "room:lobby"], stop=stop) == 0
+
+
+def test_outbox_command_shows_lists_retries_and_purges(phoenix_server, tmp_path):
+    from tests.client.helpers import fast_client
+
+    path = str(tmp_path / "outbox")
+    with fast_client(phoenix_server.url, outbox=path) as client:
+        room = client.join("room:lobby")
+        room.send("echo_error", {"reason": "rejected by the server"})
+        room.send("echo", {"fine": True})
+        assert client.outbox.wait_drained(10)
+    stats = run("outbox", path)
+    assert stats.returncode == 0 and "dead        1" in stats.stdout
+    listed = run("outbox", path, "list", "--json")
+    (letter,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letter["reason"] == "rejected by the server" and letter["event"] == "echo_error"
+    refused = run("outbox", path, "purge")
+    assert refused.returncode == 2 and "--all" in refused.stderr
+    assert "1 dead letter(s) queued again" in run("outbox", path, "retry", letter["key"]).stdout
+    with fast_client(phoenix_server.url, outbox=path) as client:
+        busy = run("outbox", path)
+        assert busy.returncode != 0 and "in use" in busy.stderr and "Traceback" not in busy.stderr
+        client.join("room:lobby")
+        assert client.outbox.wait_drained(10)
+    assert "1 dead letter(s) deleted" in run("outbox", path, "purge", "--all").stdout
+    assert "dead        0" in run("outbox", path).stdout
