@@ -9,6 +9,19 @@ ABOUT: dict = {}
 exec((HERE / "maxsdk" / "_version.py").read_text(encoding="utf-8"), ABOUT)
 
 PROMETHEUS_REQUIRES = ["prometheus-client>=0.17"]
+DJANGO_REQUIRES = ["django>=4.2"]
+FLASK_REQUIRES = ["flask>=2.3"]
+DOCS_REQUIRES = [
+    "sphinx>=7",
+    "furo>=2024.1.29",
+    "myst-parser>=2",
+    "sphinxcontrib-mermaid>=0.9",
+    # autodoc imports every public module, the optional integrations included.
+    "prometheus-client>=0.17",
+    "pytest>=7.4",
+    *DJANGO_REQUIRES,
+    *FLASK_REQUIRES,
+]
 TEST_REQUIRES = [
     "prometheus-client>=0.17",
     "pytest>=7.4",
@@ -16,16 +29,20 @@ TEST_REQUIRES = [
     "hypothesis>=6.90",
     "responses>=0.24",
     "trustme>=1.1",
+    # The integrations and their example apps (a gunicorn run with two workers).
+    *DJANGO_REQUIRES,
+    *FLASK_REQUIRES,
+    "gunicorn>=21.2; sys_platform != 'win32'",
+    # tests/docs builds the documentation with warnings as errors.
+    "sphinx>=7",
+    "furo>=2024.1.29",
+    "myst-parser>=2",
+    "sphinxcontrib-mermaid>=0.9",
 ]
 LINT_REQUIRES = [
     "ruff>=0.5",
     "mypy>=1.8",
     "types-requests",
-]
-DOCS_REQUIRES = [
-    "sphinx>=7",
-    "furo>=2024.1.29",
-    "myst-parser>=2",
 ]
 
 setup(
@@ -53,7 +70,9 @@ setup(
         "lint": LINT_REQUIRES,
         "docs": DOCS_REQUIRES,
         "prometheus": PROMETHEUS_REQUIRES,
-        "dev": TEST_REQUIRES + LINT_REQUIRES + DOCS_REQUIRES,
+        "django": DJANGO_REQUIRES,
+        "flask": FLASK_REQUIRES,
+        "dev": sorted(set(TEST_REQUIRES + LINT_REQUIRES + DOCS_REQUIRES)),
     },
     entry_points={"console_scripts": ["maxsdk=maxsdk.cli:main"]},
     classifiers=[
