@@ -1,4 +1,4 @@
-"""An embedded, threaded Phoenix Channels server (WebSocket, serializers V1 and V2).
+"""An embedded, threaded Phoenix Channels server (WebSocket and LongPoll, serializers V1 and V2).
 
 It speaks the server side of ``reference/phoenix-protocol.md`` faithfully and
 runs the reference app of ``tests/golden`` by default, for tests, examples and
@@ -10,7 +10,14 @@ Start one::
 
     with PhoenixServer(token="secret") as server:        # 127.0.0.1, free port
         url = server.url + "?vsn=2.0.0&token=secret"      # ws://127.0.0.1:PORT/socket/websocket
+        lp = server.longpoll_url                          # http://127.0.0.1:PORT/socket/longpoll
         ...
+
+Both transports share one port: an HTTP front (``http_front.py``) peeks at
+each request line and sends ``<path>/longpoll`` requests to the long-poll
+endpoint (``longpoll.py``, reference §1.8: logical statuses in HTTP-200 JSON
+bodies, NDJSON POST batches, sessions expiring after 1.5 x the window) and
+everything else, untouched, to the WebSocket server.
 
 ``PhoenixServer(router=None, *, host="127.0.0.1", port=0, path="/socket",
 settings=None, connect=None, token=None)``
@@ -26,24 +33,32 @@ settings=None, connect=None, token=None)``
   (100), ``idle_timeout`` (60.0 s), ``idle_close_code`` (1000),
   ``disconnect_close_code`` (1001), ``auth_token`` (False), ``allowed_origins``
   (None), ``channel_shutdown_timeout`` (5.0), ``close_timeout`` (2.0),
-  ``handshake_timeout`` (5.0), ``max_frame_size``, ``max_workers``, ``record_limit``.
+  ``handshake_timeout`` (5.0), ``max_frame_size``, ``longpoll_window`` (10.0),
+  ``max_workers``, ``record_limit``.
   ``ServerSettings.phoenix_1_7(**overrides)`` mimics the Phoenix 1.7.23/Bandit
   server of the golden recordings.
 
-Threads: one accept thread, two per connection (``websockets``' reader and our
-frame handler, which also runs ``join``), one timer, and an elastic worker pool
-running channel mailboxes (no thread per channel). ``stop()`` joins them all.
+Threads: one accept thread, two per WebSocket connection (``websockets``' reader
+and our frame handler, which also runs ``join``), one per long-poll HTTP
+connection (a held poll waits on it; a POST runs ``join`` on it), one timer, and
+an elastic worker pool running channel mailboxes (no thread per channel).
+``stop()`` joins them all.
 
 Lifecycle: ``start()`` (returns self), ``stop(*, abrupt=False, code=1012, reason="")``
-(abrupt = no close frames), ``restart()``, context manager, ``url``, ``port``
+(abrupt = no close frames; long-poll sessions end either way), ``restart()``,
+context manager, ``url``, ``longpoll_url``, ``port``
 (kept across restarts, so a stopped server can come back on the same port),
 ``running``.
 
 Faults (all thread-safe; switches stay on until turned off, across restarts):
 
 * connections: ``drop_connections()``, ``close_connections(code=1000, reason="")``,
-  ``disconnect(socket_id)``, ``refuse_connections(status=503)`` /
-  ``accept_connections()``, ``send_raw(frame: str | bytes, connection_id=None)``;
+  ``disconnect(socket_id)``, ``refuse_connections(status=503, *, transport=None)``
+  (``"websocket"`` only: a proxy blocking upgrades; ``"longpoll"`` only) /
+  ``accept_connections()``, ``send_raw(frame: str | bytes, connection_id=None)``,
+  ``expire_sessions(connection_id=None)`` (long-poll: as if the client stopped
+  polling). Over long-poll, drop/close/disconnect/expire end the session: a held
+  poll is answered at once and the next poll gets 410;
 * heartbeats and replies: ``pause_heartbeats()`` / ``resume_heartbeats()``,
   ``delay_replies(seconds, *, heartbeats=False)``,
   ``withhold_replies(*, heartbeats=False)`` / ``release_replies(*, send=True)``;
@@ -59,7 +74,8 @@ Observability (blocking waits use a condition variable; they raise ``TimeoutErro
 ``events(since=0)`` → list of :class:`ConnectionEvent` (``kind`` =
 ``"opened"``/``"closed"``/``"refused"``, ``connection_id``, ``params``, ``vsn``,
 ``socket_id``, ``status``, ``code``), ``connections``, ``message_count`` /
-``event_count`` (cursors for ``since=``),
+``event_count`` (cursors for ``since=``); events carry ``transport``
+(``"websocket"`` or ``"longpoll"``),
 ``wait_for_message(predicate=None, timeout=5.0, *, since=0, topic=None, event=None)``,
 ``wait_for_event(predicate, timeout=5.0, *, since=0)``,
 ``wait_for_connections(count, timeout=5.0)`` (exactly ``count`` open), ``clear_records()``.

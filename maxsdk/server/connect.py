@@ -28,7 +28,7 @@ class ConnectRequest:
         headers: Request headers (names lower-cased; repeated headers joined by ``", "``).
         path: The request path without the query string.
         remote_address: The peer's ``(host, port)``.
-        transport: ``"websocket"``.
+        transport: ``"websocket"`` or ``"longpoll"``.
 
     """
 

@@ -83,7 +83,7 @@ class Endpoint:
 
         ``request.vsn`` is ignored: the ``vsn`` param decides the serializer.
         """
-        status = self.faults.connection_refusal
+        status = self.faults.refusal_for(request.transport)
         if status is not None:
             return self._refused(request, status, "refusing connections (fault)")
         vsn = request.params.get("vsn")

@@ -31,6 +31,7 @@ class Faults:
         self._withheld: list[Release] = []
         self._join_refusals: list[tuple[str, str]] = []
         self._refuse_status: int | None = None
+        self._refuse_transport: str | None = None
 
     # -- switches ------------------------------------------------------------
 
@@ -75,17 +76,28 @@ class Faults:
         with self._lock:
             self._join_refusals = [(p, r) for p, r in self._join_refusals if pattern is not None and p != pattern]
 
-    def refuse_connections(self, status: int = 503) -> None:
-        """Refuse every new connection with HTTP ``status``."""
+    def refuse_connections(self, status: int = 503, *, transport: str | None = None) -> None:
+        """Refuse every new connection with HTTP ``status``.
+
+        Args:
+            status: The HTTP status (400-599).
+            transport: Refuse only ``"websocket"`` upgrades (a proxy that blocks
+                WebSockets) or only ``"longpoll"`` sessions; ``None`` = both.
+
+        """
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
+        if transport not in (None, "websocket", "longpoll"):
+            raise ValueError("transport must be 'websocket', 'longpoll' or None")
         with self._lock:
             self._refuse_status = status
+            self._refuse_transport = transport
 
     def accept_connections(self) -> None:
         """Accept new connections again."""
         with self._lock:
             self._refuse_status = None
+            self._refuse_transport = None
 
     def reset(self) -> list[Release]:
         """Turn every switch off; returns the withheld replies (not sent)."""
@@ -98,6 +110,7 @@ class Faults:
             self._withhold_heartbeats = False
             self._join_refusals = []
             self._refuse_status = None
+            self._refuse_transport = None
         return withheld
 
     # -- queries -------------------------------------------------------------
@@ -136,4 +149,11 @@ class Faults:
     def connection_refusal(self) -> int | None:
         """The HTTP status new connections get, or ``None`` when they are accepted."""
         with self._lock:
+            return self._refuse_status
+
+    def refusal_for(self, transport: str) -> int | None:
+        """The HTTP status new connections of ``transport`` get, or ``None`` when they are accepted."""
+        with self._lock:
+            if self._refuse_transport not in (None, transport):
+                return None
             return self._refuse_status

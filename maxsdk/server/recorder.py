@@ -61,7 +61,9 @@ class ConnectionEvent:
         socket_id: The socket id assigned at connect, if any.
         status: HTTP status of a refusal.
         code: Close code of a closed connection (1006 when dropped without a close frame).
-        transport: ``"websocket"``.
+        transport: ``"websocket"`` or ``"longpoll"``. A long-poll session's
+            ``code`` is 1006 when dropped, 1001 when it expired, 1011 when a
+            frame crashed it, else the code it was closed with.
         at: ``time.monotonic()`` of the event.
 
     """

@@ -16,13 +16,13 @@ from types import TracebackType
 from .connect import ConnectHandler
 from .endpoint import Endpoint
 from .faults import Faults
+from .http_front import Listener
 from .message import Frame, OutPayload
 from .presence import PresenceState
 from .recorder import ConnectionEvent, ReceivedMessage, Recorder
 from .reference_app import reference_connect, reference_router
 from .router import ChannelFactory, Router
 from .settings import ServerSettings
-from .websocket import WebSocketListener
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class PhoenixServer:
         )
         self._host = host
         self._path = "/" + path.strip("/") if path.strip("/") else ""
-        self._listener = WebSocketListener(self.endpoint, host=host, port=port, path=self._path)
+        self._listener = Listener(self.endpoint, host=host, port=port, path=self._path)
         self._lifecycle = threading.Lock()
         self._running = False
 
@@ -172,6 +172,18 @@ class PhoenixServer:
             raise RuntimeError("the server has no port yet; start() it first")
         return f"ws://{self._host}:{self.port}{self._path}/websocket"
 
+    @property
+    def longpoll_url(self) -> str:
+        """``http://HOST:PORT/socket/longpoll``, the long-poll endpoint on the same port (§1.8).
+
+        Raises:
+            RuntimeError: before the first start of a ``port=0`` server.
+
+        """
+        if self.port == 0:
+            raise RuntimeError("the server has no port yet; start() it first")
+        return f"http://{self._host}:{self.port}{self._path}/longpoll"
+
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
         return f"<PhoenixServer {self._host}:{self.port}{self._path} {state}>"
@@ -190,13 +202,24 @@ class PhoenixServer:
         """Broadcast ``disconnect`` to a socket id (closes with the disconnect code)."""
         return self.endpoint.disconnect(socket_id)
 
-    def refuse_connections(self, status: int = 503) -> None:
-        """Answer every new connection with HTTP ``status`` until :meth:`accept_connections`."""
-        self.endpoint.faults.refuse_connections(status)
+    def refuse_connections(self, status: int = 503, *, transport: str | None = None) -> None:
+        """Answer every new connection with HTTP ``status`` until :meth:`accept_connections`.
+
+        ``transport="websocket"`` refuses only WebSocket upgrades (like a proxy
+        that blocks them), ``"longpoll"`` only new long-poll sessions.
+        """
+        self.endpoint.faults.refuse_connections(status, transport=transport)
 
     def accept_connections(self) -> None:
         """Accept new connections again."""
         self.endpoint.faults.accept_connections()
+
+    def expire_sessions(self, connection_id: int | None = None) -> int:
+        """Expire long-poll sessions now, as if their client stopped polling; returns how many.
+
+        The next poll with the old token gets a logical 410 (session gone).
+        """
+        return self._listener.hub.expire(connection_id)
 
     def send_raw(self, frame: Frame, connection_id: int | None = None) -> int:
         """Send a raw text (``str``) or binary (``bytes``) frame to every connection (or one)."""

@@ -53,6 +53,8 @@ class ServerSettings:
         close_timeout: How long a server-initiated close waits for the client's close frame.
         handshake_timeout: How long a new TCP connection may take to send its upgrade request.
         max_frame_size: Largest client frame in bytes; ``None`` = unlimited (Phoenix default).
+        longpoll_window: How long a long-poll GET is held when nothing is buffered
+            (Phoenix's ``window_ms``, 10 s); a session nobody polls for 1.5 x this expires (§1.8).
         max_workers: Upper bound of the worker threads that run channel callbacks.
         record_limit: How many received messages and connection events are kept for tests.
 
@@ -70,6 +72,7 @@ class ServerSettings:
     close_timeout: float = 2.0
     handshake_timeout: float = 5.0
     max_frame_size: int | None = None
+    longpoll_window: float = 10.0
     max_workers: int = 256
     record_limit: int = 100_000
 
@@ -81,6 +84,8 @@ class ServerSettings:
             raise ValueError("max_channels_per_transport must be >= 1 or None")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0 or None")
+        if self.longpoll_window <= 0:
+            raise ValueError("longpoll_window must be > 0")
         for name in ("idle_close_code", "disconnect_close_code"):
             code = getattr(self, name)
             if not 1000 <= code <= 4999:

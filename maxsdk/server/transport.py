@@ -1,9 +1,9 @@
 """The seam between the Phoenix socket logic and the connection carrying it.
 
 A :class:`~.session.Session` only needs to write frames and end its
-connection; the WebSocket transport implements this today and a LongPoll
-transport (reference §1.8) can implement it later without touching sessions,
-channels, presence or faults.
+connection; the WebSocket transport (``ws_connection.py``) and the LongPoll
+transport (``longpoll.py``, reference §1.8) implement it without touching
+sessions, channels, presence or faults.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Transport(Protocol):
     """One client connection, as seen by its session."""
 
     name: str
-    """``"websocket"`` (or ``"longpoll"`` later)."""
+    """``"websocket"`` or ``"longpoll"``."""
 
     def write(self, frames: Sequence[Frame]) -> bool:
         """Write ``frames`` in order; ``False`` (not an exception) if the connection is gone."""

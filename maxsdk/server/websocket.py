@@ -94,9 +94,13 @@ class WebSocketListener:
             logger=_library_logger,
             open_timeout=settings.handshake_timeout,
         )
+        self._prepare(self._server)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"maxsdk-server-accept-{self._port}")
         self._thread.start()
         return self._port
+
+    def _prepare(self, server: Server) -> None:
+        """Hook run before the first connection is accepted (the HTTP front routes here)."""
 
     def stop(self, *, abrupt: bool, code: int, reason: str = "") -> None:
         """Stop accepting, end every connection (abruptly or with ``code``) and join threads."""

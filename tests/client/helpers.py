@@ -80,6 +80,12 @@ class Inbox:
             self.threads.add(threading.current_thread().name)
             self._cond.notify_all()
 
+    def wait_until(self, predicate: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.items), timeout):
+                raise AssertionError(f"condition not met within {timeout} s; items: {self.items[-20:]}")
+            return list(self.items)
+
     def wait_count(self, count: int, timeout: float = 5.0) -> list[Any]:
         with self._cond:
             if not self._cond.wait_for(lambda: len(self.items) >= count, timeout):
