@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maxsdk._runtime.metrics import Metrics  # noqa: E402
+from maxsdk._runtime.metrics import Metrics
 
 N = 200_000
 
