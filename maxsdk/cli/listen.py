@@ -86,13 +86,20 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
     )
     channel = client.channel(args.topic, join_payload)
     channel.on_any(on_event)
+    ticker = threading.Thread(target=_status_line, args=(client, printer, counts, stop), daemon=True)
     try:
         client.connect()
         channel.join()
+        if printer.live:
+            ticker.start()
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
+        if ticker.is_alive():
+            ticker.join(2)
+        printer.end_status()
         diagnostics = client.diagnostics()
         client.close()
         printer.note(
@@ -100,3 +107,14 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
             f"{time.monotonic() - started:.1f} s"
         )
     return 0
+
+
+def _status_line(client: Any, printer: Printer, counts: dict[str, int], stop: threading.Event) -> None:
+    """Redraw a one-line summary on the terminal every second until ``stop``."""
+    while not stop.wait(1.0):
+        stats = client.stats()
+        rtt = "" if stats.heartbeat_rtt is None else f" · rtt {stats.heartbeat_rtt * 1000:.1f} ms"
+        printer.status(
+            f"● {stats.state} · {counts['messages']} msgs · {stats.messages_in_per_s:.0f}/s"
+            f" · {stats.reconnects} reconnects{rtt}"
+        )

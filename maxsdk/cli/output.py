@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 __all__ = ["Printer", "to_json"]
@@ -21,6 +22,10 @@ class Printer:
         if color is None:
             color = "NO_COLOR" not in os.environ and hasattr(self.out, "isatty") and self.out.isatty()
         self.color = color
+        #: A live status line is drawn on stderr only when it is a terminal.
+        self.live = hasattr(self.err, "isatty") and self.err.isatty()
+        self._status = ""
+        self._lock = threading.Lock()
 
     def style(self, text: str, *styles: str) -> str:
         """Wrap ``text`` in ANSI styles when colors are on."""
@@ -30,8 +35,36 @@ class Printer:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
     def line(self, text: str = "") -> None:
-        """A line on stdout."""
-        print(text, file=self.out, flush=True)
+        """A line on stdout (the live status line, if any, is redrawn below it)."""
+        with self._lock:
+            self._clear_status()
+            print(text, file=self.out, flush=True)
+            self._draw_status()
+
+    def status(self, text: str) -> None:
+        """Replace the live status line (terminals only; a no-op otherwise)."""
+        if not self.live:
+            return
+        with self._lock:
+            self._clear_status()
+            self._status = text
+            self._draw_status()
+
+    def end_status(self) -> None:
+        """Remove the live status line."""
+        with self._lock:
+            self._clear_status()
+            self._status = ""
+
+    def _clear_status(self) -> None:
+        if self.live and self._status:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+
+    def _draw_status(self) -> None:
+        if self.live and self._status:
+            self.err.write(self.style(self._status, "dim"))
+            self.err.flush()
 
     def step(self, text: str) -> None:
         """A narrated step (stdout)."""
@@ -47,7 +80,10 @@ class Printer:
 
     def note(self, text: str) -> None:
         """A status line on stderr."""
-        print(self.style(text, "dim"), file=self.err, flush=True)
+        with self._lock:
+            self._clear_status()
+            print(self.style(text, "dim"), file=self.err, flush=True)
+            self._draw_status()
 
     def warn(self, text: str) -> None:
         """A warning on stderr."""

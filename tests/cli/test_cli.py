@@ -235,3 +235,32 @@ def test_outbox_command_shows_lists_retries_and_purges(phoenix_server, tmp_path)
         assert client.outbox.wait_drained(10)
     assert "1 dead letter(s) deleted" in run("outbox", path, "purge", "--all").stdout
     assert "dead        0" in run("outbox", path).stdout
+
+
+@pytest.mark.timeout(60)
+def test_listen_draws_a_live_status_line_on_a_terminal(phoenix_server):
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {key: value for key, value in ENV.items() if key != "NO_COLOR"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maxsdk", "listen", phoenix_server.url, "room:lobby"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while b"msgs" not in seen:
+            ready, _, _ = select.select([master], [], [], 20)
+            assert ready, f"no status line; saw {seen!r}"
+            seen += os.read(master, 4096)
+        process.send_signal(signal.SIGINT)
+        process.wait(20)
+    finally:
+        process.kill()
+        os.close(master)
+    assert b"\xe2\x97\x8f connected" in seen and b"reconnects" in seen  # "● connected · N msgs ..."
+    assert b"\r\x1b[K" in seen  # redrawn in place
