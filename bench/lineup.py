@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Contender:
         script: the driver, relative to ``bench/``.
         reference: a yardstick row (sinks), not a client: receive workloads only.
         notes: what a reader of the tables should know about how it was driven.
+        only: the workload functions it takes part in (``None``: all).
+        params: extra parameters passed to every run (a variant of a contender).
 
     """
 
@@ -46,10 +48,18 @@ class Contender:
     script: str
     reference: bool = False
     notes: str = ""
+    only: tuple[str, ...] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def takes_part(self, workload: Workload) -> bool:
+        """Whether this contender runs ``workload``."""
+        if self.reference and not workload.references:
+            return False
+        return self.only is None or workload.run in self.only
 
     def command(self, workload: str, endpoint: str, params: dict[str, Any], node: str = "node") -> list[str]:
         """The command line that runs ``workload`` once and prints one JSON result line."""
-        encoded = json.dumps(params)
+        encoded = json.dumps({**params, **self.params})
         script = str(BENCH / self.script)
         if self.runtime == "node":
             flags = ["--expose-gc"] if workload == "memory" else []
@@ -66,7 +76,18 @@ CONTENDERS: tuple[Contender, ...] = (
         "maxsdk",
         "project",
         "contenders/maxsdk_client.py",
-        notes="public API (`Client`, `join`, `push`, `on`), default settings; handlers on its dispatcher thread",
+        notes='public API (`Client`, `join`, `push`, `on`), default settings except `overflow="block"` for '
+        "receive (lossless); handlers on its dispatcher thread",
+    ),
+    Contender(
+        "maxsdk_drop",
+        "maxsdk, default overflow",
+        "project",
+        "contenders/maxsdk_client.py",
+        notes='receive only, all defaults: `overflow="drop_oldest"`, 10,000-event dispatch queue; the rate counts '
+        "delivered messages, drops are reported",
+        only=("receive",),
+        params={"overflow": "drop_oldest"},
     ),
     Contender(
         RAW,

@@ -107,6 +107,10 @@ def status_note(summary: Summary | None, contender: Contender) -> str:
     if summary is None:
         return "not run"
     parts = sorted(summary.notes)
+    dropped = summary.values.get("dropped")
+    if dropped and max(dropped) > 0:
+        lossy = sum(1 for d in dropped if d > 0)
+        parts.append(f"dropped messages in {lossy} of {len(dropped)} runs (up to {max(dropped):,.0f})")
     if summary.na:
         parts.insert(0, f"n/a: {summary.na}")
     if summary.errors:
@@ -152,7 +156,7 @@ def workload_table(
     header.append("notes")
     rows = []
     for contender in contenders:
-        if contender.reference and not workload.references:
+        if not contender.takes_part(workload):
             continue
         summary = summaries.get((workload.key, primary, contender.key))
         if summary is None and contender.key in env_unavailable:

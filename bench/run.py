@@ -146,7 +146,7 @@ def run_suite(
                 if server_name not in servers:
                     continue
                 server = servers[server_name]
-                lineup = [c for c in runnable if workload.references or not c.reference]
+                lineup = [c for c in runnable if c.takes_part(workload)]
                 for rep in range(repeat):
                     for contender in lineup:
                         if not server.alive():

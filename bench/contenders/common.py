@@ -100,9 +100,10 @@ def ms_summary(samples_ns: Sequence[int]) -> dict[str, float]:
     }
 
 
-def receive_metrics(n: int, size: int, elapsed: float, cpu: float, received: int) -> dict[str, float]:
-    """The receive workload's metrics."""
+def receive_metrics(n: int, size: int, elapsed: float, cpu: float, received: int, dropped: int = 0) -> dict[str, Any]:
+    """The receive workload's metrics (the rate counts delivered messages only)."""
     return {
+        "dropped": dropped,
         "rate": received / elapsed,
         "elapsed_s": elapsed,
         "received": received,
@@ -155,24 +156,50 @@ class Countdown:
     Cheap enough for a hot handler: the work a real handler does is not what is measured.
     """
 
-    __slots__ = ("count", "done", "finished_at", "target")
+    __slots__ = ("count", "done", "dropped", "finished_at", "on_done", "target")
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, on_done: Callable[[], Any] | None = None) -> None:
         self.count = 0
+        self.dropped = 0
         self.target = target
         self.finished_at = 0.0
         self.done = threading.Event()
+        self.on_done = on_done  # e.g. an asyncio.Event's set, when the handler runs on the loop
 
     def __call__(self, *_: Any) -> None:
         self.count += 1
-        if self.count == self.target:
-            self.finished_at = time.perf_counter()
-            self.done.set()
+        if self.count + self.dropped == self.target:
+            self._finish()
+
+    def lost(self, count: int) -> None:
+        """``count`` messages were dropped by the client: they will never arrive."""
+        self.dropped += count
+        if self.count + self.dropped >= self.target and not self.done.is_set():
+            self._finish()
+
+    def _finish(self) -> None:
+        self.finished_at = time.perf_counter()
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
     def wait(self, timeout: float = LONG_TIMEOUT) -> None:
         """Block until ``target`` messages arrived (raise ``TimeoutError`` otherwise)."""
         if not self.done.wait(timeout):
             raise TimeoutError(f"only {self.count} of {self.target} messages arrived within {timeout:g} s")
+
+
+def async_countdowns(count: int, target: int) -> tuple[list[Countdown], Callable[[], Any]]:
+    """``count`` countdowns for handlers running on the current event loop, and an awaitable for all."""
+    import asyncio
+
+    events = [asyncio.Event() for _ in range(count)]
+    counters = [Countdown(target, on_done=event.set) for event in events]
+
+    async def all_done() -> None:
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in events)), LONG_TIMEOUT)
+
+    return counters, all_done
 
 
 def emit(result: dict[str, Any]) -> None:

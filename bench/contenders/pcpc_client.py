@@ -28,6 +28,7 @@ from common import (
     TOPIC,
     Countdown,
     NotSupportedError,
+    async_countdowns,
     memory_metrics,
     ms_summary,
     receive_metrics,
@@ -111,7 +112,7 @@ async def receive_async(url: str, n: int, size: int) -> dict[str, Any]:
     async with Publisher(url) as publisher:
         v2_delivered = await probe_v2(url, publisher)
         client = make_client(url)
-        counter = Countdown(n)
+        (counter,), all_done = async_countdowns(1, n)
 
         async def handler(message: Any) -> None:
             counter()
@@ -121,8 +122,7 @@ async def receive_async(url: str, n: int, size: int) -> dict[str, Any]:
             await client.subscribe_to_topic(TOPIC, handler)
             cpu0, started = time.process_time(), time.perf_counter()
             await publisher.publish(TOPIC, n, size)
-            while not counter.done.is_set():
-                await asyncio.sleep(0.001)  # handlers run as tasks on this loop: yield until the last
+            await all_done()
             cpu = time.process_time() - cpu0
         finally:
             await client.shutdown("done")
@@ -170,7 +170,7 @@ async def memory_async(url: str, channels: int) -> dict[str, Any]:
 
 async def fanout_async(url: str, clients: int, n: int, size: int) -> dict[str, Any]:
     before = settled_rss_mb()
-    counters = [Countdown(n) for _ in range(clients)]
+    counters, all_done = async_countdowns(clients, n)
     started_clients = []
     async with Publisher(url) as publisher:
         for counter in counters:
@@ -185,8 +185,7 @@ async def fanout_async(url: str, clients: int, n: int, size: int) -> dict[str, A
         after = settled_rss_mb()
         cpu0, started = time.process_time(), time.perf_counter()
         await publisher.publish(FANOUT_TOPIC, n, size)
-        while not all(counter.done.is_set() for counter in counters):
-            await asyncio.sleep(0.001)
+        await all_done()
         elapsed = max(counter.finished_at for counter in counters) - started
         cpu = time.process_time() - cpu0
     for client in started_clients:

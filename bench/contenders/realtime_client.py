@@ -22,7 +22,7 @@ from typing import Any
 from common import (
     ECHO_PAYLOAD,
     LONG_TIMEOUT,
-    Countdown,
+    async_countdowns,
     latency_summary,
     memory_metrics,
     ms_summary,
@@ -99,12 +99,11 @@ async def rtt_concurrent_async(url: str, count: int, threads: int, warmup: int) 
 async def receive_async(url: str, n: int, size: int) -> dict[str, Any]:
     client, channel = await connect(url)
     await request(channel, "flood", {"n": 10, "size": size, "shape": "supabase"})
-    counter = Countdown(n)
+    (counter,), all_done = async_countdowns(1, n)
     channel.on_broadcast("flood_msg", counter)
     cpu0, started = time.process_time(), time.perf_counter()
     await request(channel, "flood", {"n": n, "size": size, "shape": "supabase"})
-    if counter.count < n:
-        raise TimeoutError(f"only {counter.count} of {n} broadcasts arrived before the reply")
+    await all_done()
     cpu = time.process_time() - cpu0
     await client.close()
     return receive_metrics(n, size, counter.finished_at - started, cpu, counter.count)
@@ -139,7 +138,7 @@ async def memory_async(url: str, channels: int) -> dict[str, Any]:
 
 async def fanout_async(url: str, clients: int, n: int, size: int) -> dict[str, Any]:
     before = settled_rss_mb()
-    counters = [Countdown(n) for _ in range(clients)]
+    counters, all_done = async_countdowns(clients, n)
     pairs = []
     for counter in counters:
         client, channel = await connect(url, FANOUT_TOPIC)
@@ -148,8 +147,7 @@ async def fanout_async(url: str, clients: int, n: int, size: int) -> dict[str, A
     after = settled_rss_mb()
     cpu0, started = time.process_time(), time.perf_counter()
     await request(pairs[0][1], "fanout", {"n": n, "size": size, "shape": "supabase"})
-    while not all(counter.done.is_set() for counter in counters):
-        await asyncio.sleep(0.001)  # the handlers run on this loop: yield to it until they are done
+    await all_done()
     elapsed = max(counter.finished_at for counter in counters) - started
     cpu = time.process_time() - cpu0
     for client, _ in pairs:
