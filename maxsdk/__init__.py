@@ -17,10 +17,13 @@ import logging
 
 from maxsdk import signals
 from maxsdk._version import __version__
+from maxsdk.auth import TokenProvider
+from maxsdk.call import BatchResult, PendingCall
 from maxsdk.channel import Channel
 from maxsdk.client import Client
 from maxsdk.errors import (
     AuthenticationError,
+    AuthRefusedError,
     CapacityError,
     ChannelClosedError,
     ChannelError,
@@ -49,27 +52,37 @@ from maxsdk.errors import (
     ReplyError,
     ReplyLostError,
     ReplyTimeoutError,
+    RpcError,
+    SubscriptionError,
     TLSVerificationError,
     TokenFetchError,
     TokenRejectedError,
     TransportError,
     WrongThreadError,
 )
-from maxsdk.auth import TokenProvider
+from maxsdk.jsonclient import JsonClient
+from maxsdk.jsonrpc import Batch, JsonRpcClient
 from maxsdk.models import ModelError
 from maxsdk.outbox import Outbox, OutboxConfig
 from maxsdk.protocol.backoff import Backoff
+from maxsdk.protocol.handler import ProtocolHandler
+from maxsdk.protocol.jsonfeed import JsonFormat
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
+from maxsdk.protocol_client import ProtocolClient
 from maxsdk.reply import PendingReply, Reply
 from maxsdk.stats import Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
+from maxsdk.subscription import Subscription
 
 logging.getLogger("maxsdk").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AuthRefusedError",
     "AuthenticationError",
     "Backoff",
+    "Batch",
+    "BatchResult",
     "CapacityError",
     "Channel",
     "ChannelClosedError",
@@ -88,6 +101,9 @@ __all__ = [
     "HandshakeError",
     "JoinError",
     "JoinTimeoutError",
+    "JsonClient",
+    "JsonFormat",
+    "JsonRpcClient",
     "LocalProtocolError",
     "MaxsdkError",
     "MaxsdkTimeoutError",
@@ -103,14 +119,20 @@ __all__ = [
     "OutboxFullError",
     "OutboxLockedError",
     "OutboxStorageError",
+    "PendingCall",
     "PendingReply",
+    "ProtocolClient",
     "ProtocolError",
+    "ProtocolHandler",
     "RemoteProtocolError",
     "Reply",
     "ReplyError",
     "ReplyLostError",
     "ReplyTimeoutError",
+    "RpcError",
     "Stats",
+    "Subscription",
+    "SubscriptionError",
     "TLSVerificationError",
     "TokenFetchError",
     "TokenProvider",

@@ -28,11 +28,13 @@ __all__ = [
     "channel_rejoin_failed",
     "connected",
     "disconnected",
+    "error_received",
     "handler_failed",
     "heartbeat",
     "message_received",
     "messages_dropped",
     "namespace",
+    "notification_received",
     "outbox_dead_lettered",
     "outbox_delivered",
     "outbox_expired",
@@ -44,6 +46,8 @@ __all__ = [
     "reconnect_failed",
     "reconnecting",
     "state_changed",
+    "subscribed",
+    "subscription_failed",
 ]
 
 #: maxsdk's private blinker namespace.
@@ -216,5 +220,47 @@ outbox_expired: Signal = namespace.signal(
     doc="""A durable message's TTL passed before it could be delivered; it was removed and not sent.
 
     kwargs: ``key``, ``topic``, ``event``, ``age`` (seconds since it was stored).
+    """,
+)
+
+# -- request/subscription protocols (JsonRpcClient, JsonClient, ProtocolClient) ------------------
+
+notification_received: Signal = namespace.signal(
+    "notification_received",
+    doc="""A server-initiated message outside any subscription arrived (JSON-RPC notification, unsolicited topic).
+
+    Sent after the handlers registered with ``client.on(name, ...)`` ran.
+    kwargs: ``method`` (the JSON-RPC method or the topic, ``None`` if the
+    message names none), ``params`` (its params or data).
+    """,
+)
+
+subscribed: Signal = namespace.signal(
+    "subscribed",
+    doc="""A topic subscription was confirmed by the server (first time, or again after a reconnect).
+
+    kwargs: ``topic`` (the client-side name), ``key`` (the server's id for it
+    on this connection), ``resubscribed`` (bool).
+    """,
+)
+
+subscription_failed: Signal = namespace.signal(
+    "subscription_failed",
+    doc="""The server refused a subscription, or did not confirm it in time.
+
+    A first subscription that fails is forgotten (the ``subscribe`` call
+    raises); a resubscription after a reconnect is retried on the
+    ``resubscribe`` schedule. kwargs: ``topic``, ``error`` (the server's
+    error, or ``"timeout"``), ``will_retry`` (bool).
+    """,
+)
+
+error_received: Signal = namespace.signal(
+    "error_received",
+    doc="""The server sent an error that answers no pending request; the connection carries on.
+
+    Typically a JSON-RPC error response with ``"id": null`` (the server
+    could not parse or read a request). kwargs: ``error``
+    (:class:`~maxsdk.RpcError`).
     """,
 )

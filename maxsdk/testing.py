@@ -22,6 +22,10 @@ Fixtures:
   constructor's arguments; every server it made is started now and stopped at
   teardown.
 * ``phoenix_url``: the ``phoenix_server`` URL with ``?vsn=2.0.0``.
+* ``jsonrpc_server`` / ``jsonrpc_server_factory``: a started
+  :class:`~maxsdk.server.JsonRpcServer` (JSON-RPC 2.0), or a factory of them.
+* ``json_topic_server`` / ``json_topic_server_factory``: a started
+  :class:`~maxsdk.server.JsonTopicServer` (JSON topic feed), or a factory of them.
 
 Teardown stops servers abruptly (no close handshake to wait for), which the
 clients under test see as a dropped connection.
@@ -34,9 +38,17 @@ from typing import Any
 
 import pytest
 
-from maxsdk.server import PhoenixServer
+from maxsdk.server import JsonRpcServer, JsonTopicServer, PhoenixServer
 
-__all__ = ["phoenix_server", "phoenix_server_factory", "phoenix_url"]
+__all__ = [
+    "json_topic_server",
+    "json_topic_server_factory",
+    "jsonrpc_server",
+    "jsonrpc_server_factory",
+    "phoenix_server",
+    "phoenix_server_factory",
+    "phoenix_url",
+]
 
 ServerFactory = Callable[..., PhoenixServer]
 
@@ -66,3 +78,45 @@ def phoenix_server(phoenix_server_factory: ServerFactory) -> PhoenixServer:
 def phoenix_url(phoenix_server: PhoenixServer) -> str:
     """``ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0`` of ``phoenix_server``."""
     return phoenix_server.url + "?vsn=2.0.0"
+
+
+@pytest.fixture
+def jsonrpc_server_factory() -> Iterator[Callable[..., JsonRpcServer]]:
+    """Make started JSON-RPC servers (``factory(**JsonRpcServer kwargs)``); all are stopped at teardown."""
+    servers: list[JsonRpcServer] = []
+
+    def factory(*args: Any, **kwargs: Any) -> JsonRpcServer:
+        server = JsonRpcServer(*args, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        server.stop(abrupt=True)
+
+
+@pytest.fixture
+def jsonrpc_server(jsonrpc_server_factory: Callable[..., JsonRpcServer]) -> JsonRpcServer:
+    """A started JSON-RPC 2.0 server (reference methods); stopped at teardown."""
+    return jsonrpc_server_factory()
+
+
+@pytest.fixture
+def json_topic_server_factory() -> Iterator[Callable[..., JsonTopicServer]]:
+    """Make started JSON topic-feed servers; all are stopped at teardown."""
+    servers: list[JsonTopicServer] = []
+
+    def factory(*args: Any, **kwargs: Any) -> JsonTopicServer:
+        server = JsonTopicServer(*args, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        server.stop(abrupt=True)
+
+
+@pytest.fixture
+def json_topic_server(json_topic_server_factory: Callable[..., JsonTopicServer]) -> JsonTopicServer:
+    """A started JSON topic-feed server; stopped at teardown."""
+    return json_topic_server_factory()

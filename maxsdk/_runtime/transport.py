@@ -20,7 +20,7 @@ import socket
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import websocket
 
@@ -32,6 +32,7 @@ from maxsdk.errors import (
     MessageTooLargeError,
     TLSVerificationError,
 )
+from maxsdk.protocol.handler import WebSocketPing
 
 __all__ = [
     "BINARY",
@@ -171,14 +172,18 @@ class WebSocketTransport:
         self._skipping_message = False
         self._close_sent = False
         self.subprotocol: str | None = ws.getsubprotocol()
+        #: Called with each pong's payload on the reader thread (protocols that use WebSocket pings).
+        self.on_pong: Callable[[bytes], None] | None = None
 
     # -- sending ------------------------------------------------------------------
 
     def send(self, frame: str | bytes) -> int:
-        """Send a text (``str``) or binary (``bytes``) message."""
+        """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping."""
         try:
             if isinstance(frame, str):
                 return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
+            if type(frame) is WebSocketPing:
+                return self._ws.send(frame, websocket.ABNF.OPCODE_PING)
             return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
@@ -311,6 +316,8 @@ class WebSocketTransport:
                     pass
                 continue
             if opcode == _PONG:
+                if self.on_pong is not None:
+                    self.on_pong(data)
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 

@@ -92,6 +92,13 @@ raising → ``{"reason": "join crashed"}``), ``handle_in(event, payload, socket)
 ``socket_id``, ``connection_id``, ``endpoint``. ``bytes`` payloads are sent as
 binary frames (V2).
 
+Other protocols: :class:`JsonRpcServer` (JSON-RPC 2.0, :mod:`maxsdk.server.jsonrpc`)
+and :class:`JsonTopicServer` (JSON topic feeds, :mod:`maxsdk.server.jsontopics`)
+share :class:`JsonServerBase` (:mod:`maxsdk.server.json_base`): the same
+lifecycle and the same kinds of scripted faults (drop/close/refuse connections,
+``send_raw`` malformed frames, ``delay_replies``, ``withhold_replies``,
+``refuse_subscriptions``, ``stop_answering_pings``, restart on the same port).
+
 Pytest fixtures: :mod:`maxsdk.testing` (``pytest_plugins = ["maxsdk.testing"]``).
 Run it for local development: ``maxsdk serve --port 4000``.
 """
@@ -104,6 +111,9 @@ from .channel import Channel
 from .channel_socket import ChannelSocket, SocketRef
 from .connect import Accept, ConnectDecision, ConnectHandler, ConnectRequest, Refuse
 from .endpoint import Endpoint
+from .json_base import JsonConnection, JsonRecord, JsonServerBase
+from .jsonrpc import JsonRpcServer, RpcFault
+from .jsontopics import FeedError, JsonTopicServer
 from .message import Frame, Message, OutPayload, Ref
 from .presence import PresenceState
 from .recorder import ConnectionEvent, ReceivedMessage, Recorder
@@ -129,8 +139,14 @@ __all__ = [
     "ConnectionEvent",
     "EchoChannel",
     "Endpoint",
+    "FeedError",
     "Frame",
     "JoinRefCheck",
+    "JsonConnection",
+    "JsonRecord",
+    "JsonRpcServer",
+    "JsonServerBase",
+    "JsonTopicServer",
     "MalformedFrameError",
     "Message",
     "OutPayload",
@@ -143,6 +159,7 @@ __all__ = [
     "Reply",
     "RoomChannel",
     "Router",
+    "RpcFault",
     "ServerSettings",
     "SocketRef",
     "Stop",

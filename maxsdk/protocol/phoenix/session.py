@@ -35,6 +35,7 @@ from maxsdk.protocol.phoenix.events import (
     ProtocolErrorReceived,
     RawMessage,
 )
+from maxsdk.protocol.phoenix.handler import PhoenixProtocol
 from maxsdk.protocol.phoenix.message import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -118,6 +119,9 @@ class PhoenixSession:
         self.events: list[Any] = []
         self._emit: Callable[[Any], None] = emit or self.events.append
         self.serializer = serializer
+        #: The wire (frames for pushes, joins, leaves, heartbeats) as a protocol handler.
+        self.protocol = PhoenixProtocol(serializer)
+        self._frame = self.protocol.frame
         self.config = config or SessionConfig()
         self._rng = rng
         self.connected = False
@@ -436,23 +440,24 @@ class PhoenixSession:
     def _send_entry(self, entry: _Pending, join_ref: str | None) -> None:
         entry.join_ref = join_ref
         entry.sent = True
-        self.outgoing.append(self.serializer.encode(join_ref, entry.ref, entry.topic, entry.event, entry.payload))
+        self.outgoing.append(self._frame(join_ref, entry.ref, entry.topic, entry.event, entry.payload))
 
     def _send_join(self, ch: ChannelCore, payload: EncodedPayload, now: float) -> None:
         ref = self.new_ref()
         ch.join_ref = ref
         ch.join_sent = True
-        entry = _Pending(ref, PushKind.JOIN, ch, ch.topic, PHX_JOIN, payload, None)
+        entry = _Pending(ref, PushKind.JOIN, ch, ch.topic, PHX_JOIN, payload, None, ref, True)
         self._pending[ref] = entry
         self._deadlines.set(("push", ref), now + ch.timeout)
-        self._send_entry(entry, ref)  # join_ref == ref (§2.3, checklist 13)
+        # join_ref == ref (§2.3, checklist 13)
+        self.outgoing.append(self.protocol.join(ref, ch.topic, payload))
 
     def _send_leave_frame(self, ch: ChannelCore, now: float, timeout: float, waiter: Any) -> None:
         ref = self.new_ref()
-        entry = _Pending(ref, PushKind.LEAVE, ch, ch.topic, PHX_LEAVE, _EMPTY, waiter)
+        entry = _Pending(ref, PushKind.LEAVE, ch, ch.topic, PHX_LEAVE, _EMPTY, waiter, ch.join_ref, True)
         self._pending[ref] = entry
         self._deadlines.set(("push", ref), now + timeout)
-        self._send_entry(entry, ch.join_ref)
+        self.outgoing.append(self.protocol.leave(ch.join_ref, ref, ch.topic))
 
     def _send_heartbeat(self, now: float) -> None:
         if not self.connected:
@@ -460,7 +465,7 @@ class PhoenixSession:
         ref = self.new_ref()
         self._hb_ref = ref
         self._hb_sent_at = now
-        self.outgoing.append(self.serializer.encode(None, ref, PHOENIX_TOPIC, HEARTBEAT, _EMPTY))
+        self.outgoing.append(self.protocol.heartbeat(ref))
         timeout = self.config.heartbeat_timeout or self.config.heartbeat_interval or 30.0
         self._deadlines.set(("hb_timeout",), now + timeout)
 
@@ -595,7 +600,7 @@ class PhoenixSession:
             # The server may still join us: leave explicitly (§5.2 join timeout).
             self._pending.pop(ch.join_ref or "", None)
             self._deadlines.cancel(("push", ch.join_ref))
-            self.outgoing.append(self.serializer.encode(ch.join_ref, self.new_ref(), ch.topic, PHX_LEAVE, _EMPTY))
+            self.outgoing.append(self.protocol.leave(ch.join_ref, self.new_ref(), ch.topic))
         if ch.state in (_S.JOINING, _S.ERRORED):
             self._close_channel(ch, Trigger.JOIN_FAILED, "timeout", None)
 

@@ -1,0 +1,48 @@
+"""JsonClient: a blocking client for JSON topic feeds, configured rather than coded.
+
+Exchange, market-data and IoT feeds that speak ``{"op": "subscribe", "args": [...]}``
+and push ``{"topic": ..., "data": ...}`` work with a :class:`~maxsdk.JsonFormat`
+naming their fields and operations::
+
+    fmt = maxsdk.JsonFormat(id_field="req_id", topic_field="channel")
+    with maxsdk.JsonClient("wss://feed.example/ws", format=fmt, auth={"key": k}) as feed:
+        feed.subscribe("trades.BTC-USD", lambda data: print(data))
+        print(feed.request("time"))
+
+It is a :class:`~maxsdk.ProtocolClient` with the
+:class:`~maxsdk.protocol.jsonfeed.JsonFeedProtocol` handler: request/reply
+correlation by id, shared subscriptions resubscribed in batches after every
+reconnect, application-level ping/pong (or WebSocket pings), login after
+connecting, and "reconnect now" messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maxsdk.protocol.jsonfeed import JsonFeedProtocol, JsonFormat
+from maxsdk.protocol_client import ProtocolClient
+
+__all__ = ["JsonClient"]
+
+
+class JsonClient(ProtocolClient):
+    """A client for a JSON topic feed described by a :class:`~maxsdk.JsonFormat`.
+
+    Args:
+        url: the ``ws://`` or ``wss://`` endpoint.
+        format: the feed's field names and operations (default: ``JsonFormat()``).
+        **options: every option of :class:`~maxsdk.ProtocolClient` (``auth``,
+            ``timeout``, ``ping_interval``, ``reconnect``, ``resubscribe``,
+            ``subscribe_batch_size``, ``max_pending_requests``, TLS, ``name``...).
+
+    Requests (:meth:`request`) need ``format.id_field``; server errors raise
+    :class:`~maxsdk.RpcError` (``code`` and ``message`` read from an error
+    object when it has them). A refused subscription raises
+    :class:`~maxsdk.SubscriptionError`.
+
+    """
+
+    def __init__(self, url: str, *, format: JsonFormat | None = None, **options: Any) -> None:
+        self.format = format or JsonFormat()
+        super().__init__(url, JsonFeedProtocol(self.format), **options)

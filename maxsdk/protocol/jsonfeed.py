@@ -1,0 +1,266 @@
+"""Generic JSON topic feeds, described by configuration alone.
+
+Many exchange, market-data and IoT feeds speak a variant of one shape::
+
+    >> {"op": "subscribe", "args": ["trades.BTC", "book.ETH"], "id": 7}
+    << {"id": 7, "result": {...}}                      (or an "error" member)
+    << {"topic": "trades.BTC", "data": {...}}           (updates)
+    >> {"op": "ping"}    << {"op": "pong"}              (application-level keepalive)
+    >> {"op": "auth", "args": {...}, "id": 1}           (login after connecting)
+
+:class:`JsonFormat` names the fields and operations of one such feed and
+:class:`JsonFeedProtocol` is the :class:`~maxsdk.protocol.handler.ProtocolHandler`
+built from it. Patterns (``pong``, ``server_ping``, ``reconnect``,
+``subscribed``, ``subscribe_error``...) are mappings that a message matches
+when it has every one of their key/value pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from maxsdk.errors import ConfigurationError, RemoteProtocolError
+from maxsdk.protocol.handler import (
+    WEBSOCKET_PING,
+    Frame,
+    FrameKind,
+    Incoming,
+    ProtocolHandler,
+    RequestId,
+    SubscribeResult,
+    TopicRef,
+)
+from maxsdk.protocol.jsonrpc import encode_json
+
+__all__ = ["JsonFeedProtocol", "JsonFormat"]
+
+Pattern = Mapping[str, Any]
+
+_REPLY = FrameKind.REPLY
+_UPDATE = FrameKind.UPDATE
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """The field names and operations of a JSON topic feed (defaults: the shape above).
+
+    Attributes:
+        id_field: the request-id field echoed by replies (``None``: the feed
+            does not correlate, so requests and reply confirmations are unavailable).
+        op_field: the field naming an operation in client messages.
+        args_field: the field carrying an operation's arguments.
+        topic_field: the field naming the topic of an update.
+        data_field: the field carrying an update's data (``None``: the whole message).
+        result_field: the field of a successful reply's result (``None``: the whole reply).
+        error_field: a field whose non-null value makes a reply an error.
+        success_field: a boolean field that makes a reply an error when false.
+        subscribe_op / unsubscribe_op: the operation names.
+        topics_as: ``"list"`` (``args: [t1, t2]``, batched) or ``"string"``
+            (``args: "t1"``, one topic per message).
+        subscription_confirmation: ``"reply"`` (a reply to the subscribe
+            id), ``"control"`` (messages matching :attr:`subscribed` /
+            :attr:`subscribe_error` naming the topic) or ``"none"``.
+        subscribed / subscribe_error: the control messages confirming or
+            refusing one topic (with ``"control"`` confirmation).
+        ping: the keepalive message we send (``None``: see :attr:`websocket_pings`).
+        pong: the pattern of the server's answer to it.
+        websocket_pings: with ``ping=None``, use WebSocket-level pings instead of none.
+        server_ping: the pattern of a server's keepalive, answered with :attr:`pong_reply`.
+        pong_reply: our answer to a server ping (``{"op": "pong"}``), or ``None``.
+        auth_op: the operation sent with the client's ``auth`` credentials as
+            its args (with an id when the feed has one); success is a
+            non-error reply, or a message matching :attr:`auth_ok`.
+        auth_ok / auth_failed: patterns of an auth answer that carries no id.
+        reconnect: the pattern of a "reconnect now" message (maintenance).
+        max_batch: the most topics per subscribe message (``None``: no limit).
+        string_ids: send string ids instead of integers.
+
+    """
+
+    id_field: str | None = "id"
+    op_field: str = "op"
+    args_field: str = "args"
+    topic_field: str = "topic"
+    data_field: str | None = "data"
+    result_field: str | None = "result"
+    error_field: str | None = "error"
+    success_field: str | None = None
+    subscribe_op: str = "subscribe"
+    unsubscribe_op: str | None = "unsubscribe"
+    topics_as: Literal["list", "string"] = "list"
+    subscription_confirmation: Literal["reply", "control", "none"] = "reply"
+    subscribed: Pattern | None = None
+    subscribe_error: Pattern | None = None
+    ping: Pattern | None = field(default_factory=lambda: {"op": "ping"})
+    pong: Pattern | None = field(default_factory=lambda: {"op": "pong"})
+    websocket_pings: bool = False
+    server_ping: Pattern | None = field(default_factory=lambda: {"op": "ping"})
+    pong_reply: Pattern | None = field(default_factory=lambda: {"op": "pong"})
+    auth_op: str | None = "auth"
+    auth_ok: Pattern | None = None
+    auth_failed: Pattern | None = None
+    reconnect: Pattern | None = field(default_factory=lambda: {"op": "reconnect"})
+    max_batch: int | None = None
+    string_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if self.topics_as not in ("list", "string"):
+            raise ConfigurationError("topics_as must be 'list' or 'string'")
+        if self.subscription_confirmation not in ("reply", "control", "none"):
+            raise ConfigurationError("subscription_confirmation must be 'reply', 'control' or 'none'")
+        if self.subscription_confirmation == "reply" and self.id_field is None:
+            raise ConfigurationError("subscription_confirmation='reply' needs an id_field")
+        if self.subscription_confirmation == "control" and self.subscribed is None:
+            raise ConfigurationError("subscription_confirmation='control' needs a 'subscribed' pattern")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ConfigurationError("max_batch must be a positive int or None")
+
+
+class JsonFeedProtocol(ProtocolHandler):
+    """The :class:`ProtocolHandler` of a feed described by a :class:`JsonFormat`."""
+
+    name = "json"
+
+    def __init__(self, fmt: JsonFormat | None = None) -> None:
+        self.format = fmt = fmt or JsonFormat()
+        self.string_ids = fmt.string_ids
+        self.subscription_confirmation = fmt.subscription_confirmation
+        self.max_subscribe_batch = 1 if fmt.topics_as == "string" else fmt.max_batch
+        self.request_id_per_topic = False
+        self._id = fmt.id_field
+        self._topic = fmt.topic_field
+        self._data = fmt.data_field
+        # Patterns checked on every message that is neither a reply nor an update, in this order.
+        self._patterns: list[tuple[Pattern, FrameKind, str]] = [
+            (pattern, kind, label)
+            for pattern, kind, label in (
+                (fmt.server_ping, FrameKind.PING, "ping"),
+                (fmt.pong, FrameKind.PONG, "pong"),
+                (fmt.auth_ok, FrameKind.CONTROL, "auth_ok"),
+                (fmt.auth_failed, FrameKind.CONTROL, "auth_failed"),
+                (fmt.reconnect, FrameKind.CONTROL, "reconnect"),
+            )
+            if pattern
+        ]
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def _op(self, op: str, args: Any, request_id: RequestId | None) -> str:
+        fmt = self.format
+        message: dict[str, Any] = {fmt.op_field: op}
+        if args is not None:
+            message[fmt.args_field] = args
+        if request_id is not None and self._id is not None:
+            message[self._id] = request_id
+        return encode_json(message)
+
+    def request(self, request_id: RequestId, method: str, params: Any, *, scope: TopicRef | None = None) -> Frame:
+        """``{op: method, args: params, id: request_id}``."""
+        return self._op(method, params, request_id)
+
+    def notification(self, method: str, params: Any) -> Frame:
+        """``{op: method, args: params}`` (no id)."""
+        return self._op(method, params, None)
+
+    def _topics_args(self, topics: Sequence[TopicRef]) -> Any:
+        names = [ref.topic for ref in topics]
+        return names[0] if self.format.topics_as == "string" else names
+
+    def subscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame:
+        """``{op: subscribe_op, args: [topics...], id: ...}``."""
+        return self._op(self.format.subscribe_op, self._topics_args(topics), request_ids[0])
+
+    def unsubscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame | None:
+        """``{op: unsubscribe_op, args: [topics...], id: ...}``, if the feed has one."""
+        if self.format.unsubscribe_op is None:
+            return None
+        return self._op(self.format.unsubscribe_op, self._topics_args(topics), request_ids[0])
+
+    def auth_message(self, request_id: RequestId, credentials: Any) -> Frame | None:
+        """``{op: auth_op, args: credentials, id: ...}``, if the feed has one."""
+        if self.format.auth_op is None:
+            return None
+        return self._op(self.format.auth_op, credentials, request_id)
+
+    def auth_result(self, incoming: Incoming, request_id: RequestId) -> bool | None:
+        """A reply to the auth id, or a message matching ``auth_ok`` / ``auth_failed``."""
+        if incoming.kind is FrameKind.CONTROL:
+            if incoming.data == "auth_ok":
+                return True
+            if incoming.data == "auth_failed":
+                return False
+        return super().auth_result(incoming, request_id)
+
+    def ping(self, request_id: RequestId) -> Frame | None:
+        """The configured ping message, a WebSocket ping, or none."""
+        fmt = self.format
+        if fmt.ping is not None:
+            return encode_json(dict(fmt.ping))
+        return WEBSOCKET_PING if fmt.websocket_pings else None
+
+    def pong(self, incoming: Incoming) -> Frame | None:
+        """The configured answer to a server ping."""
+        reply = self.format.pong_reply
+        return encode_json(dict(reply)) if reply is not None else None
+
+    # -- incoming --------------------------------------------------------------------------
+
+    def classify(self, message: Any) -> Incoming:
+        """Reply (has the id field), control (matches a pattern), update (has the topic field), or unknown."""
+        if type(message) is not dict:
+            raise RemoteProtocolError("a feed message must be a JSON object", frame=_excerpt(message))
+        id_field = self._id
+        if id_field is not None:
+            request_id = message.get(id_field)
+            if request_id is not None:
+                return self._reply(message, request_id)
+        topic = message.get(self._topic)
+        fmt = self.format
+        if topic is not None and type(topic) is str:
+            if fmt.subscribed is not None and _matches(message, fmt.subscribed):
+                return Incoming(FrameKind.CONTROL, None, topic, "subscribed", None, message)
+            if fmt.subscribe_error is not None and _matches(message, fmt.subscribe_error):
+                return Incoming(FrameKind.CONTROL, None, topic, "subscribe_error", message, message)
+            data_field = self._data
+            return Incoming(_UPDATE, None, topic, message.get(data_field) if data_field else message, None, message)
+        for pattern, kind, label in self._patterns:
+            if _matches(message, pattern):
+                return Incoming(kind, None, None, label, None, message)
+        return Incoming(FrameKind.UNKNOWN, message=message)
+
+    def _reply(self, message: dict[str, Any], request_id: Any) -> Incoming:
+        if type(request_id) is not str and type(request_id) is not int:
+            raise RemoteProtocolError(f"invalid request id {request_id!r}", frame=_excerpt(message))
+        fmt = self.format
+        error = message.get(fmt.error_field) if fmt.error_field else None
+        if error is None and fmt.success_field is not None and message.get(fmt.success_field) is False:
+            error = message
+        result = message.get(fmt.result_field) if fmt.result_field else message
+        return Incoming(_REPLY, request_id, None, result, error, message)
+
+    def subscribe_results(self, topics: Sequence[TopicRef], incoming: Incoming) -> Sequence[SubscribeResult]:
+        """A reply or control message: the error refuses, anything else confirms (key = topic)."""
+        if incoming.kind is FrameKind.CONTROL and incoming.data == "subscribe_error":
+            return [SubscribeResult(False, None, incoming.error) for _ in topics]
+        return super().subscribe_results(topics, incoming)
+
+    def reconnect_reason(self, incoming: Incoming) -> str | None:
+        """``"server_requested_reconnect"`` for a message matching ``reconnect``."""
+        return "server_requested_reconnect" if incoming.data == "reconnect" else None
+
+
+def _matches(message: Mapping[str, Any], pattern: Pattern) -> bool:
+    return all(message.get(key, _MISSING) == value for key, value in pattern.items())
+
+
+_MISSING = object()
+
+
+def _excerpt(message: Any) -> str:
+    try:
+        return json.dumps(message)[:200]
+    except (TypeError, ValueError):
+        return repr(message)[:200]
