@@ -1,0 +1,1 @@
+"""The chat app: a view that pushes, a receiver that stores."""
