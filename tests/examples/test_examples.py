@@ -81,6 +81,17 @@ CASES: dict[str, Case] = {
         ),
         with_url=True,
     ),
+    "durable_outbox.py": Case(
+        expect=(
+            r"offline: queued 3 messages",
+            r"restarted with 3 messages waiting",
+            r"delivered order 1 \(idempotency_key \w+ in its payload\)",
+            r"all delivered, in order: \[1, 2, 3\]; waiting now: 0",
+            r"dead letter: 'no_such_event' was refused with .*'unknown event'.*",
+            r"purged 1 dead letter\(s\)",
+        ),
+        with_url=True,
+    ),
     "chat.py": Case(driven="test_chat_between_two_instances"),
 }
 
