@@ -227,11 +227,17 @@ class ProtocolClient(HandlerEvents):
         self._engine.disconnect(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Close the connection and stop and join every thread; pending calls fail. Idempotent."""
+        """Close the connection and stop and join every thread; pending calls fail. Idempotent.
+
+        Every :class:`Subscription` ends (iterating one stops).
+        """
         with self._lock:
             self._closed = True
             self._started = False
+        subscriptions: list[Subscription] = self._engine.run(_all_subscribers)
         self._engine.close(timeout)
+        for subscription in subscriptions:
+            subscription._end()
 
     def __enter__(self) -> ProtocolClient:
         self.connect()
@@ -480,3 +486,7 @@ class ProtocolClient(HandlerEvents):
 
     def __repr__(self) -> str:
         return f"<maxsdk.{type(self).__name__} {self._engine.name} {self._engine.redacted_url} {self.state}>"
+
+
+def _all_subscribers(session: HandlerSession, now: float) -> list[Subscription]:
+    return [subscriber for sub in session.subscriptions for subscriber in sub.subscribers]

@@ -16,7 +16,6 @@ adds the runtime pieces of a few protocol features:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -207,8 +206,8 @@ class HandlerDriver:
         log.error("%s: %s; not reconnecting", engine.name, error)
         self.events.auth_refused(error)
         engine.send_signal(signals.reconnect_failed, error=error, attempts=0, reason=str(error))
-        # Stop the loop from another thread: disconnect() joins the reader.
-        threading.Thread(target=_disconnect, args=(engine,), name=f"{engine.name}-auth-stop", daemon=True).start()
+        # The dispatcher is not the reader: disconnect() may join it from here.
+        _disconnect(engine)
 
     def before_close(self, engine: Engine, deadline: float) -> None:
         """Nothing to do before closing: the server forgets subscriptions with the connection."""

@@ -459,6 +459,9 @@ class HandlerSession:
         ``waiter`` completes when all are active (``result``: ``{topic: key}``)
         or with the first failure.
         """
+        if not topics:
+            self.completions.append((waiter, RequestOutcome("ok", {}, None, "subscribe", None)))
+            return
         fresh: list[TopicSubscription] = []
         group = _Group(waiter, len(topics))
         for topic, args, subscriber in topics:
@@ -498,7 +501,7 @@ class HandlerSession:
             return
         self._ping_waiters.append(waiter)
         if self._ping_id is None and not self._send_ping(now):
-            self._finish_ping_waiters("ok", 0.0)
+            self._finish_ping_waiters("ok", None)  # the protocol has no pings
             return
         self._deadlines.set(("ping_wait",), now + timeout)
 

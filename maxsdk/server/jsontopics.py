@@ -14,6 +14,12 @@ The wire (the defaults of :class:`maxsdk.JsonFormat`)::
     >> {"op": "auth", "args": {"token": "..."}, "id": 1} << {"id": 1, "result": {"authenticated": true}}
     >> {"op": "<name>", "args": ..., "id": 9}            << {"id": 9, "result": ...} (operations)
 
+With ``confirmations="control"`` a subscribe gets no reply by id but one
+message per topic: ``{"event": "subscribed", "topic": t}`` or ``{"event":
+"error", "topic": t, "message": "subscription refused"}`` (use
+``JsonFormat(subscription_confirmation="control", subscribed={"event":
+"subscribed"}, subscribe_error={"event": "error"})``).
+
 Built-in operations: ``echo`` (its args), ``time`` (server monotonic time),
 ``sleep`` (``[seconds, result]``, answered later). Register more with
 ``server.operation(name)(fn)`` (``fn(args)`` returns the result or raises
@@ -52,6 +58,7 @@ class JsonTopicServer(JsonServerBase):
     Args:
         operations: extra operations ``{name: fn(args) -> result}``.
         token: require ``{"op": "auth", "args": {"token": token}}`` first.
+        confirmations: ``"reply"`` (by id) or ``"control"`` (per-topic messages).
         host, port, path: where to listen (127.0.0.1, a free port, ``/``).
 
     """
@@ -63,12 +70,16 @@ class JsonTopicServer(JsonServerBase):
         operations: dict[str, Operation] | None = None,
         *,
         token: str | None = None,
+        confirmations: str = "reply",
         host: str = "127.0.0.1",
         port: int = 0,
         path: str = "/",
     ) -> None:
         super().__init__(host=host, port=port, path=path)
+        if confirmations not in ("reply", "control"):
+            raise ValueError("confirmations must be 'reply' or 'control'")
         self.token = token
+        self.confirmations = confirmations
         self.operations: dict[str, Operation] = {
             "echo": lambda args: args,
             "time": lambda args: time.monotonic(),
@@ -158,6 +169,15 @@ class JsonTopicServer(JsonServerBase):
 
     def _subscribe(self, connection: JsonConnection, request_id: Any, args: Any) -> None:
         topics = _topic_list(args)
+        if self.confirmations == "control":
+            # One control message per topic; a refusal affects that topic only.
+            for topic in topics:
+                if self.subscription_refused(topic):
+                    self.reply(connection, {"event": "error", "topic": topic, "message": "subscription refused"})
+                else:
+                    connection.data["topics"].add(topic)
+                    self.reply(connection, {"event": "subscribed", "topic": topic})
+            return
         refused = [topic for topic in topics if self.subscription_refused(topic)]
         if refused:
             self._answer(
