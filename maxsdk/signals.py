@@ -48,6 +48,7 @@ __all__ = [
     "state_changed",
     "subscribed",
     "subscription_failed",
+    "transport_fallback",
 ]
 
 #: maxsdk's private blinker namespace.
@@ -199,27 +200,12 @@ payload_invalid: Signal = namespace.signal(
     """,
 )
 
-outbox_delivered: Signal = namespace.signal(
-    "outbox_delivered",
-    doc="""A durable message got its ``ok`` reply and left the outbox (only sent while someone listens).
+transport_fallback: Signal = namespace.signal(
+    "transport_fallback",
+    doc="""The client switched transports (``transport="auto"``: from WebSocket to long-poll).
 
-    kwargs: ``key`` (idempotency key), ``topic``, ``event``, ``response``.
-    """,
-)
-
-outbox_dead_lettered: Signal = namespace.signal(
-    "outbox_dead_lettered",
-    doc="""A durable message got an error reply and was set aside as a dead letter (never dropped silently).
-
-    kwargs: ``key``, ``topic``, ``event``, ``response`` (the error reply's response).
-    """,
-)
-
-outbox_expired: Signal = namespace.signal(
-    "outbox_expired",
-    doc="""A durable message's TTL passed before it could be delivered; it was removed and not sent.
-
-    kwargs: ``key``, ``topic``, ``event``, ``age`` (seconds since it was stored).
+    kwargs: ``from_`` (the transport given up, ``"websocket"``), ``to``
+    (``"longpoll"``), ``reason`` (str: why, e.g. "no WebSocket connection within 5 s").
     """,
 )
 
@@ -262,5 +248,29 @@ error_received: Signal = namespace.signal(
     Typically a JSON-RPC error response with ``"id": null`` (the server
     could not parse or read a request). kwargs: ``error``
     (:class:`~maxsdk.RpcError`).
+    """,
+)
+
+outbox_delivered: Signal = namespace.signal(
+    "outbox_delivered",
+    doc="""A durable message got its ``ok`` reply and left the outbox (only sent while someone listens).
+
+    kwargs: ``key`` (idempotency key), ``topic``, ``event``, ``response``.
+    """,
+)
+
+outbox_dead_lettered: Signal = namespace.signal(
+    "outbox_dead_lettered",
+    doc="""A durable message got an error reply and was set aside as a dead letter (never dropped silently).
+
+    kwargs: ``key``, ``topic``, ``event``, ``response`` (the error reply's response).
+    """,
+)
+
+outbox_expired: Signal = namespace.signal(
+    "outbox_expired",
+    doc="""A durable message's TTL passed before it could be delivered; it was removed and not sent.
+
+    kwargs: ``key``, ``topic``, ``event``, ``age`` (seconds since it was stored).
     """,
 )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from maxsdk import signals
-from maxsdk._runtime.connector import open_transport
+from maxsdk._runtime.connector import TransportSelector
 from maxsdk._runtime.dispatcher import Dispatcher
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import Timer
@@ -107,8 +107,10 @@ class Engine:
         self.id = next(_ids)
         self.name = config.name or f"maxsdk-{self.id}"
         self.redacted_url = redact_url(config.url)
-        self._open_transport = transport_factory or (
-            lambda url, options, redacted: open_transport(config.transport, url, options, redacted_url=redacted)
+        self._open_transport = transport_factory or TransportSelector(
+            config.transport,
+            fallback_after=config.longpoll_fallback_after,
+            on_fallback=lambda **kwargs: self.notify(signals.transport_fallback, **kwargs),
         )
         #: The kind of the transport in use (``"websocket"``, ``"longpoll"``), once connected.
         self.transport_kind: str | None = None
@@ -413,6 +415,10 @@ class Engine:
         debug = frame_log.isEnabledFor(logging.DEBUG)
         with self._send_lock:
             transport = self._transport
+            send_many = getattr(transport, "send_many", None)
+            if send_many is not None:
+                self._flush_batches(transport, send_many, outgoing, debug)
+                return
             while outgoing:
                 try:
                     frame = outgoing.popleft()
@@ -430,6 +436,25 @@ class Engine:
                     outgoing.clear()
                     return
                 self.frames_out += 1
+
+    def _flush_batches(self, transport: Any, send_many: Callable[[list[Any]], int], outgoing: Any, debug: bool) -> None:
+        """Write every queued frame in one call of a batching transport (long-poll: one POST).
+
+        Frames queued while the previous batch was in flight go out together.
+        """
+        while outgoing:
+            frames = [outgoing.popleft() for _ in range(len(outgoing))]
+            if debug:
+                for frame in frames:
+                    frame_log.debug("%s >> %s", self.name, _excerpt(frame))
+            try:
+                self.bytes_out += send_many(frames)
+            except ConnectionLostError as exc:
+                log.info("%s: send failed (%s); dropping the connection", self.name, exc)
+                transport.abort()
+                outgoing.clear()
+                return
+            self.frames_out += len(frames)
 
     # -- timer ---------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = [
     "BINARY",
     "CLOSE",
     "TEXT",
+    "BatchingTransport",
     "Transport",
     "TransportOptions",
     "WebSocketTransport",
@@ -56,7 +57,12 @@ _unpack_64 = struct.Struct("!Q").unpack_from
 
 
 class Transport(Protocol):
-    """What the engine needs from a connection (WebSocket now, long-poll later)."""
+    """What the engine needs from a connection (WebSocket, long-poll).
+
+    Optional attributes the engine reads with ``getattr``: ``kind``
+    (``"websocket"`` by default), ``heartbeats`` (``True`` by default) and
+    ``send_many`` (see :class:`BatchingTransport`).
+    """
 
     def recv(self) -> tuple[int, Any]:
         """Block for the next message: ``(TEXT, bytes)``, ``(BINARY, bytes)`` or
@@ -72,6 +78,17 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once, waking a blocked :meth:`recv`; never raises."""
+
+
+class BatchingTransport(Transport, Protocol):
+    """A transport that sends several messages at once (long-poll: one NDJSON POST).
+
+    When a transport has ``send_many``, the engine hands it every queued frame
+    in one call instead of calling :meth:`~Transport.send` per frame.
+    """
+
+    def send_many(self, frames: list[str | bytes]) -> int:
+        """Send ``frames`` in order; return bytes written. Raises :class:`ConnectionLostError`."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """The official phoenix.js client (npm ``phoenix`` 1.8.12) against the embedded server.
 
+``run.js`` drives the WebSocket transport, ``longpoll.js`` the LongPoll one
+(on Node's global ``fetch``: phoenix.js's Ajax falls back to it when there is
+no ``XMLHttpRequest``, so no shim package is needed).
+
 Needs Node (CI has it): the test fails, never skips, when ``node`` or ``npm``
 is missing. ``npm ci`` runs first when ``node_modules`` is absent.
 """
@@ -34,9 +38,9 @@ def ensure_node_modules() -> str:
     return node
 
 
-def run_phoenixjs(node: str, *endpoints: str) -> dict[str, Any]:
+def run_phoenixjs(node: str, *endpoints: str, script: str = "run.js") -> dict[str, Any]:
     completed = subprocess.run(
-        [node, str(HERE / "run.js"), *endpoints],
+        [node, str(HERE / script), *endpoints],
         cwd=HERE,
         capture_output=True,
         text=True,
@@ -111,3 +115,56 @@ def test_phoenixjs_against_the_embedded_server() -> None:
     assert [m.event for m in binary] == ["binary_echo", "shout"]
     assert any(m.topic == "phoenix" and m.event == "heartbeat" for m in received)
     assert all(m.join_ref is not None for m in received if m.topic == "room:lobby")
+
+
+@pytest.mark.timeout(360)
+def test_phoenixjs_longpoll_against_the_embedded_server() -> None:
+    node = ensure_node_modules()
+    tokens: list[str | None] = []
+
+    def with_token(request: ConnectRequest) -> bool:
+        tokens.append(request.auth_token)
+        return request.auth_token == "s3cr3t/+token"
+
+    settings = ServerSettings(longpoll_window=0.5)
+    with (
+        PhoenixServer(settings=settings) as server,
+        PhoenixServer(connect=with_token, settings=settings.with_changes(auth_token=True)) as auth_server,
+    ):
+        endpoint = server.url.removesuffix("/websocket")
+        auth_endpoint = auth_server.url.removesuffix("/websocket")
+        results = run_phoenixjs(node, endpoint, auth_endpoint, script="longpoll.js")
+        received = server.messages()
+        events = server.events()
+        server.stop(abrupt=True)
+        auth_server.stop(abrupt=True)
+
+    assert results["transport"] == "LongPoll"
+    assert results["join"] == {"joined": "room:lobby"}
+    assert results["echo"] == {"status": "ok", "response": {"hello": "world", "uni": "héllo ☃"}}
+    assert results["echo_error"] == {"status": "error", "response": {"why": "because"}}
+    assert results["private_refused"] == {"status": "error", "response": {"reason": "unauthorized"}}
+    assert results["presence_alone"] == ["alice"]
+    assert results["presence_both"] == ["alice", "bob"]
+    assert results["presence_after_leave"] == ["alice"]
+    assert results["shout_reply"] == {"status": "ok", "response": {}}
+    assert results["shout_received"] == {"msg": "hi"}
+    assert results["batch"] == [1, 2, 3, 4, 5]
+    assert results["crash_error"] == {"reason": "channel_crash"}
+    first, second = results["crash_join_refs"]
+    assert first != second
+    assert results["after_rejoin"] == {"status": "ok", "response": {"again": True}}
+    assert 3410 in results["session_loss_close_codes"]
+    before, after = results["session_loss_join_refs"]
+    assert before != after
+    assert results["after_session_loss"] == {"status": "ok", "response": {"back": True}}
+    assert results["auth_token_join"] == {"joined": "room:token"}
+    assert tokens == ["s3cr3t/+token"]
+
+    # What phoenix.js put on the wire, as the server decoded it.
+    assert {e.transport for e in events} == {"longpoll"}
+    assert not [m for m in received if m.event == "heartbeat"], "phoenix.js skips heartbeats on long-poll"
+    binary = [m for m in received if isinstance(m.payload, bytes)]
+    assert [(m.event, m.payload) for m in binary] == [("noreply", bytes([0, 1, 2, 250, 255]))]
+    joins = [m for m in received if m.event == "phx_join"]
+    assert joins and all(m.join_ref == m.ref and isinstance(m.ref, str) for m in joins)
