@@ -19,7 +19,8 @@ hit everyone alike. Tables show the median and the min-max range, and ratios to
 raw websocket-client and to phoenix.js from the same run.
 
 Partial runs (``--quick``, ``--only``, ``--contenders``) only print, unless
-``--output DIR`` is given; a full run writes ``bench/results``.
+``--output DIR`` is given; a full run writes ``bench/results``. ``--render
+bench/results/latest.json [--output DIR]`` re-renders a saved run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ sys.path.insert(0, str(BENCH))
 
 from environment import Environment, bare_rss_mb, ensure_node, ensure_venv, log, machine_info  # noqa: E402
 from lineup import (  # noqa: E402
+    CONTENDERS,
     VENV_PYTHON,
+    WORKLOADS,
     Contender,
     Workload,
     select_contenders,
@@ -70,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--issue2", action="store_true", help="the issue-2 sizes: 5,000 pushes, 100,000 x 100 B")
     parser.add_argument(
         "--set", action="append", default=[], metavar="WORKLOAD.PARAM=VALUE", help="override one workload parameter"
+    )
+    parser.add_argument(
+        "--render", type=Path, metavar="RESULTS.json", help="re-render the tables (and charts) of an earlier run"
     )
     return parser.parse_args(argv)
 
@@ -185,8 +192,33 @@ def draw_charts(results_file: Path, output: Path) -> list[str]:
     return done.stdout.split()
 
 
+def rerender(results_file: Path, output: Path | None, charts: bool) -> int:
+    """Tables (and charts) from a saved ``latest.json``, without running anything."""
+    results = json.loads(results_file.read_text())
+    params = results["config"]["params"]
+    workloads = [replace(w, params=params[w.key]) for w in WORKLOADS if w.key in params]
+    keys = [c["key"] for c in results["contenders"]]
+    contenders = [c for c in CONTENDERS if c.key in keys]
+    names: list[str] = []
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        if output.resolve() != results_file.parent.resolve():
+            (output / "latest.json").write_text(results_file.read_text())
+        if charts:
+            names = draw_charts(output / "latest.json", output)
+    markdown = render(
+        results["meta"], results["config"], results["runs"], workloads, contenders, results["unavailable"], names
+    )
+    if output is not None:
+        (output / "latest.md").write_text(markdown)
+    sys.stdout.write(markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return rerender(args.render, args.output, charts=not args.no_charts)
     workloads = [with_params(w, args.quick, overrides(args)) for w in select_workloads(args.only)]
     contenders = select_contenders(args.contenders)
     repeat = args.repeat or (1 if args.quick else 5)
