@@ -192,19 +192,25 @@ class LongPollTransport:
         body = _json_body(response)
         if response.status_code != 200:
             error_class = AuthenticationError if response.status_code in (401, 403) else HandshakeError
-            raise error_class(response.status_code, url=self.redacted_url, body=_excerpt(response))
+            raise self._refused(error_class, f"HTTP {response.status_code}", response.status_code, _excerpt(response))
         if body is None:
-            raise HandshakeError(200, url=self.redacted_url, body="not a long-poll answer: " + _excerpt(response))
+            raise self._refused(HandshakeError, "an answer that is not JSON", 200, _excerpt(response))
         status = body.get("status")
         if status == 403:
-            raise AuthenticationError(403, url=self.redacted_url)
+            raise self._refused(AuthenticationError, "status 403", 403, "")
         token = body.get("token")
         if status != 410 or not isinstance(token, str):
-            raise HandshakeError(
-                status if isinstance(status, int) else 200, url=self.redacted_url, body=_excerpt(response)
-            )
+            code = status if isinstance(status, int) else 200
+            raise self._refused(HandshakeError, f"status {status!r}", code, _excerpt(response))
         self._token = token
         log.debug("long-poll session opened at %s", self.redacted_url)
+
+    def _refused(self, error_class: type[HandshakeError], what: str, status: int, body: str) -> HandshakeError:
+        """A handshake error worded for long-poll (the class's own message speaks of an upgrade)."""
+        error = error_class(status, url=self.redacted_url, body=body)
+        detail = f": {error.body}" if error.body else ""
+        error.args = (f"long-poll session refused by {self.redacted_url} with {what}{detail}",)
+        return error
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -302,14 +308,14 @@ class LongPollTransport:
         return total
 
     def _post(self, body: bytes, content_type: str) -> int:
-        ended = self._ended()
-        if ended is not None:
-            raise ConnectionLostError("long-poll connection closed", code=ended[1][0], url=self.redacted_url)
+        self._raise_if_ended()
         try:
             response = self._request("POST", {"Accept": _JSON, "Content-Type": content_type}, body, self._poll_timeout)
         except requests.Timeout:
+            self._raise_if_ended()  # close()/abort() cut it short: not a failure of the session
             self._fail(1005, "timeout", "long-poll POST timed out")
         except requests.RequestException as exc:
+            self._raise_if_ended()
             self._fail(1011, _describe(exc), f"long-poll POST failed: {_describe(exc)}")
         body_json = _json_body(response)
         status = body_json.get("status") if body_json is not None and response.status_code == 200 else None
@@ -376,6 +382,12 @@ class LongPollTransport:
             merged[_TOKEN_HEADER] = token
             url += ("&" if urlsplit(url).query else "?") + "token=" + quote(token, safe="")
         return self._http.prepare_request(requests.Request(method, url, headers=merged, data=body))
+
+    def _raise_if_ended(self) -> None:
+        """Raise :class:`ConnectionLostError` if the transport was closed, aborted or failed."""
+        ended = self._ended()  # raises after a failure or abort()
+        if ended is not None:
+            raise ConnectionLostError("long-poll connection closed", code=ended[1][0], url=self.redacted_url)
 
     def _raise_unless_ended(self, code: int, reason: str, message: str) -> None:
         """After a failed request: report ``close``/``abort`` if that caused it, else fail."""

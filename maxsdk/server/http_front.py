@@ -70,7 +70,7 @@ class Listener(WebSocketListener):
         with self._lock:
             self._stopping = True
             sockets = list(self._sockets)
-        self.hub.stop()
+        self.hub.stop(1006 if abrupt else code)
         for sock in sockets:
             _shutdown(sock)
         super().stop(abrupt=abrupt, code=code, reason=reason)

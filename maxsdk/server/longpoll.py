@@ -209,14 +209,14 @@ class LongPollHub:
         with self._lock:
             self._stopping = False
 
-    def stop(self) -> None:
-        """End every session now (their channels shut down) and refuse new ones."""
+    def stop(self, code: int = _DROPPED_CODE) -> None:
+        """End every session now (their channels shut down; recorded with ``code``) and refuse new ones."""
         with self._lock:
             self._stopping = True
             transports = list(self._sessions.values())
         for transport in transports:
             if transport.mark_ended():
-                self._teardown(transport, _DROPPED_CODE)
+                self._teardown(transport, code)
 
     def transports(self) -> list[LongPollTransport]:
         """The sessions alive right now."""

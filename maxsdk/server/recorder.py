@@ -62,8 +62,9 @@ class ConnectionEvent:
         status: HTTP status of a refusal.
         code: Close code of a closed connection (1006 when dropped without a close frame).
         transport: ``"websocket"`` or ``"longpoll"``. A long-poll session's
-            ``code`` is 1006 when dropped, 1001 when it expired, 1011 when a
-            frame crashed it, else the code it was closed with.
+            ``code`` is 1006 when dropped (or the server stopped abruptly),
+            1001 when it expired, 1011 when a frame crashed it, else the code
+            it was closed with (a graceful stop's code included).
         at: ``time.monotonic()`` of the event.
 
     """

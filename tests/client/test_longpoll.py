@@ -575,6 +575,28 @@ def test_failed_posts_lose_the_connection(
         transport.abort()
 
 
+def test_abort_cuts_a_post_in_flight_short(scripted: tuple[str, type[Scripted]]) -> None:
+    url, handler = scripted
+    handler.script += [OPEN, (200, None)]  # the POST is never answered
+    transport = open_longpoll(url, options())
+    outcome: list[Any] = []
+
+    def send() -> None:
+        try:
+            transport.send('["1","1","t","phx_join",{}]')
+        except maxsdk.ConnectionLostError as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    sender.join(0.1)
+    started = time.monotonic()
+    transport.abort()
+    sender.join(5)
+    assert time.monotonic() - started < 0.5
+    assert outcome and outcome[0].code == 1006  # aborted, not a failed POST
+
+
 def test_binary_messages_from_the_server_come_back_as_bytes(scripted: tuple[str, type[Scripted]]) -> None:
     url, handler = scripted
     handler.script += [OPEN, (200, json.dumps({"status": 200, "token": "T1", "messages": ["\x02\x01\x01te\x00"]}))]

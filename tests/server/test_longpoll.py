@@ -397,9 +397,9 @@ def test_faults_end_the_session_and_the_next_poll_gets_410(
     else:
         assert server.disconnect("user_socket:f") == 1
     poller.join(5)
-    # Held when the session ended: answered at once, not at the end of the window
-    # (or, if it arrived after the end: a new session, 410).
-    assert held and held[0]["status"] in (204, 410) and time.monotonic() - started < 3
+    # Held when the session ended: answered at once, not at the end of the window (200 if
+    # presence messages were still buffered; 410, a new session, if it arrived after the end).
+    assert held and held[0]["status"] in (200, 204, 410) and time.monotonic() - started < 3
     codes = {"drop": 1006, "expire": 1001, "close": 1000, "disconnect": 1001}
     closed = server.wait_for_event(lambda e: e.kind == "closed" and e.connection_id == opened)
     assert closed.code == codes[fault]
@@ -456,7 +456,7 @@ def test_stop_answers_held_polls_and_restart_forgets_sessions(make_server: Serve
     server.stop()
     poller.join(5)
     assert outcome and time.monotonic() - started < 3
-    assert [e.code for e in server.events() if e.kind == "closed"] == [1006]
+    assert [e.code for e in server.events() if e.kind == "closed"] == [1012]  # a graceful stop's code
     server.start()
     assert client.get()["status"] == 410  # a restarted server knows no session
 
