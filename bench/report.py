@@ -297,7 +297,8 @@ def targets_table(verdicts: list[Verdict]) -> list[str]:
     if not verdicts:
         return []
     rows = [[v.target, v.measured, "met" if v.met else ("**missed**" if v.met is False else "—")] for v in verdicts]
-    return ["### maxsdk against its targets", "", *table(["target", "measured (medians; paired ratios)", "verdict"], rows, 3), ""]
+    header = ["target", "measured (medians; paired ratios)", "verdict"]
+    return ["### maxsdk against its targets", "", *table(header, rows, 3), ""]
 
 
 # -- the whole report -----------------------------------------------------------------------------------
