@@ -13,26 +13,26 @@ process) never collide::
 
 Metric names (every metric has the label ``client``, the client's name):
 
-====================================  =========  =========================================
-``maxsdk_connected``                  gauge      1 while the connection is open
-``maxsdk_frames_received_total``      counter    WebSocket messages received
-``maxsdk_frames_sent_total``          counter    WebSocket messages sent
-``maxsdk_bytes_received_total``       counter    payload bytes received
-``maxsdk_bytes_sent_total``           counter    payload bytes sent
-``maxsdk_messages_total``             counter    channel messages delivered, label ``event``
-``maxsdk_replies_total``              counter    push outcomes, label ``status``
-``maxsdk_push_latency_seconds``       histogram  push → reply latency
-``maxsdk_reconnects_total``           counter    connections opened after the first
-``maxsdk_connect_failures_total``     counter    failed connection attempts
-``maxsdk_connected_seconds_total``    counter    time spent connected
-``maxsdk_disconnected_seconds_total`` counter    time spent connecting or reconnecting
-``maxsdk_heartbeat_rtt_seconds``      gauge      smoothed heartbeat round trip
-``maxsdk_pending_pushes``             gauge      pushes awaiting a reply
-``maxsdk_dispatch_queue_depth``       gauge      events waiting for handlers
-``maxsdk_messages_dropped_total``     counter    messages dropped by the overflow policy
-``maxsdk_errors_total``               counter    error replies, timeouts, lost pushes, protocol errors
-``maxsdk_outbox_depth``               gauge      durable messages waiting (when an outbox is used)
-====================================  =========  =========================================
+=====================================  =========  =========================================
+``maxsdk_connected``                   gauge      1 while the connection is open
+``maxsdk_frames_received_total``       counter    WebSocket messages received
+``maxsdk_frames_sent_total``           counter    WebSocket messages sent
+``maxsdk_bytes_received_total``        counter    payload bytes received
+``maxsdk_bytes_sent_total``            counter    payload bytes sent
+``maxsdk_messages_total``              counter    channel messages delivered, label ``event``
+``maxsdk_replies_total``               counter    push outcomes, label ``status``
+``maxsdk_push_latency_seconds``        histogram  push → reply latency
+``maxsdk_reconnects_total``            counter    connections opened after the first
+``maxsdk_connect_failures_total``      counter    failed connection attempts
+``maxsdk_connected_seconds_total``     counter    time spent connected
+``maxsdk_disconnected_seconds_total``  counter    time spent connecting or reconnecting
+``maxsdk_heartbeat_rtt_seconds``       gauge      smoothed heartbeat round trip
+``maxsdk_pending_pushes``              gauge      pushes awaiting a reply
+``maxsdk_dispatch_queue_depth``        gauge      events waiting for handlers
+``maxsdk_messages_dropped_total``      counter    messages dropped by the overflow policy
+``maxsdk_errors_total``                counter    error replies, timeouts, lost pushes, protocol errors
+``maxsdk_outbox_depth``                gauge      durable messages waiting (when an outbox is used)
+=====================================  =========  =========================================
 """
 
 from __future__ import annotations

@@ -78,9 +78,9 @@ class ProtocolClient(HandlerEvents):
         subscribe_batch_size: topics per (re)subscribe message.
         max_pending_requests: the most requests awaiting replies at once
             (:class:`~maxsdk.CapacityError` beyond).
-        max_message_size, dispatch_queue_size, overflow, verify_tls,
-        ca_file, ssl_context, origin, proxy, close_timeout, name: as for
-            :class:`~maxsdk.Client`.
+        max_message_size: as for :class:`~maxsdk.Client`, and so are
+            ``dispatch_queue_size``, ``overflow``, ``verify_tls``, ``ca_file``,
+            ``ssl_context``, ``origin``, ``proxy``, ``close_timeout`` and ``name``.
 
     """
 

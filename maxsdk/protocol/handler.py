@@ -174,9 +174,10 @@ class ProtocolHandler:
 
     Only :meth:`classify` and :meth:`request` are required; the defaults
     describe a JSON-over-text protocol with no authentication, no batches,
-    no subscriptions and WebSocket-level pings.
+    no subscriptions and WebSocket-level pings. The attributes below may be
+    set on the class or on an instance.
 
-    Attributes (class or instance):
+    Attributes:
         name: a short name for logs and diagnostics.
         max_subscribe_batch: the most topics one (un)subscribe message may
             carry (``None`` = no limit; Phoenix: 1). The client's
