@@ -54,6 +54,8 @@ from report import render  # noqa: E402
 from servers import ServerProcess, embedded_server, node_server  # noqa: E402
 
 RESULTS = BENCH / "results"
+DOCS = BENCH.parent / "docs" / "performance.md"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--render", type=Path, metavar="RESULTS.json", help="re-render the tables (and charts) of an earlier run"
+    )
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also copy the tables into docs/performance.md (between its bench:results markers)",
     )
     return parser.parse_args(argv)
 
@@ -192,7 +199,20 @@ def draw_charts(results_file: Path, output: Path) -> list[str]:
     return done.stdout.split()
 
 
-def rerender(results_file: Path, output: Path | None, charts: bool) -> int:
+def update_docs(markdown: str, output: Path) -> None:
+    """Put the tables between the markers of docs/performance.md, with image paths seen from docs/."""
+    text = DOCS.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{DOCS} has no {START} ... {END} markers")
+    relative = Path("..") / output.resolve().relative_to(BENCH.parent.resolve())
+    body = markdown.split("\n", 1)[1].replace("](", f"]({relative.as_posix()}/").replace("\n### ", "\n#### ")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    DOCS.write_text(f"{head}{START}\n{body.strip()}\n{END}{tail}")
+    log(f"updated {DOCS}")
+
+
+def rerender(results_file: Path, output: Path | None, charts: bool, docs: bool) -> int:
     """Tables (and charts) from a saved ``latest.json``, without running anything."""
     results = json.loads(results_file.read_text())
     params = results["config"]["params"]
@@ -211,6 +231,8 @@ def rerender(results_file: Path, output: Path | None, charts: bool) -> int:
     )
     if output is not None:
         (output / "latest.md").write_text(markdown)
+        if docs:
+            update_docs(markdown, output)
     sys.stdout.write(markdown)
     return 0
 
@@ -218,7 +240,7 @@ def rerender(results_file: Path, output: Path | None, charts: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
-        return rerender(args.render, args.output, charts=not args.no_charts)
+        return rerender(args.render, args.output, charts=not args.no_charts, docs=args.update_docs)
     workloads = [with_params(w, args.quick, overrides(args)) for w in select_workloads(args.only)]
     contenders = select_contenders(args.contenders)
     repeat = args.repeat or (1 if args.quick else 5)
@@ -266,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if output is not None:
         (output / "latest.md").write_text(markdown)
         log(f"wrote {output / 'latest.md'}")
+        if args.update_docs:
+            update_docs(markdown, output)
     sys.stdout.write(markdown)
     return 0
 
