@@ -123,6 +123,8 @@ def _raw_concurrent(ws: object, threads: int, calls: int, warmup: int) -> tuple[
                 text = ws.recv()  # type: ignore[attr-defined]
             except Exception:
                 return
+            if not text:  # closed
+                return
             reply = json.loads(text)
             with waiting_lock:
                 slot = waiting.pop(reply["id"], None)
@@ -149,6 +151,8 @@ def _raw_concurrent(ws: object, threads: int, calls: int, warmup: int) -> tuple[
     run_threads(threads, warmup, call)
     result = run_threads(threads, calls, call)
     stop.set()
+    ws.close()  # type: ignore[attr-defined]
+    reading.join(5)
     return result
 
 

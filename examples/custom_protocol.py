@@ -198,7 +198,12 @@ def main() -> None:
     with PulseServer() as server:
         client = maxsdk.ProtocolClient(server.url, PulseProtocol(), auth="demo", timeout=5.0, ping_interval=2.0)
         resubscribed = threading.Semaphore(0)
-        client.on_signal(signals.subscribed, lambda _client, **kw: kw["resubscribed"] and resubscribed.release())
+
+        def on_subscribed(_client: Any, **kwargs: Any) -> None:
+            if kwargs["resubscribed"]:
+                resubscribed.release()
+
+        client.on_signal(signals.subscribed, on_subscribed)
         with client:
             print("connected and logged in:", client.state)
             print("add(2, 3) =", client.request("add", [2, 3]))
@@ -219,7 +224,7 @@ def main() -> None:
             server.heartbeat(1)
             ack = server.wait_for_message(lambda r: r.message.get("type") == "heartbeat_ack")
             print("server heartbeat acknowledged:", ack.message)
-            print(f"ping round trip: {client.ping() * 1000:.2f} ms")
+            print(f"ping round trip: {(client.ping() or 0.0) * 1000:.2f} ms")
 
             server.announce_move()  # the client reconnects and watches its streams again
             for _ in range(2):

@@ -47,6 +47,7 @@ from maxsdk.subscription import Subscription
 __all__ = ["ProtocolClient"]
 
 R = TypeVar("R", bound=Callable[..., Any])
+C = TypeVar("C", bound="ProtocolClient")
 
 
 class ProtocolClient(HandlerEvents):
@@ -85,7 +86,7 @@ class ProtocolClient(HandlerEvents):
     """
 
     #: How server error values become exceptions (``convert(error, method)``).
-    error_converter: ErrorConverter = staticmethod(rpc_error)  # type: ignore[assignment]
+    error_converter: ErrorConverter = staticmethod(rpc_error)
 
     def __init__(
         self,
@@ -188,7 +189,7 @@ class ProtocolClient(HandlerEvents):
         """Whether the client is closed (by :meth:`close`, or after giving up reconnecting)."""
         return self._closed or self._engine.ended
 
-    def connect(self, timeout: float | None = None) -> ProtocolClient:
+    def connect(self: C, timeout: float | None = None) -> C:
         """Connect, authenticate if configured, and block until requests can flow.
 
         Raises:
@@ -239,9 +240,8 @@ class ProtocolClient(HandlerEvents):
         for subscription in subscriptions:
             subscription._end()
 
-    def __enter__(self) -> ProtocolClient:
-        self.connect()
-        return self
+    def __enter__(self: C) -> C:
+        return self.connect()
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()

@@ -41,8 +41,9 @@ class PhoenixDriver:
         if config.rng is not None:
             kwargs["rng"] = config.rng
         self.session = PhoenixSession(self.serializer, session_config, **kwargs)
-        self.decode_text = self.serializer.decode_text
-        self.decode_binary = self.serializer.decode_binary
+        # The session's PhoenixProtocol decodes with the serializer's own bound methods (no extra call).
+        self.decode_text = self.session.protocol.decode_text
+        self.decode_binary = self.session.protocol.decode_binary
 
     def connect_url(self, params: Mapping[str, Any] | None) -> str:
         """``<endpoint>/websocket?<params>&vsn=...`` (reference §1.1-§1.3)."""

@@ -167,6 +167,7 @@ class SubscribeResult(NamedTuple):
 
 
 _loads = json.loads
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
 
 
 class ProtocolHandler:
@@ -206,17 +207,20 @@ class ProtocolHandler:
     def connect_url(self, url: str, params: Mapping[str, Any] | None) -> str:
         """The URL of one connection attempt: ``url`` with ``params`` added to its query.
 
+        ``http``/``https`` URLs become ``ws``/``wss``.
+
         Args:
             url: the URL the client was given.
             params: the client's connect params, freshly evaluated.
 
         """
-        if not params:
-            return url
         parts = urlsplit(url)
+        scheme = _WS_SCHEMES.get(parts.scheme.lower(), parts.scheme)
+        if not params and scheme == parts.scheme:
+            return url
         query = parse_qsl(parts.query, keep_blank_values=True)
-        query.extend((str(key), _query_value(value)) for key, value in params.items())
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        query.extend((str(key), _query_value(value)) for key, value in (params or {}).items())
+        return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
     def subprotocols(self) -> tuple[str, ...]:
         """``Sec-WebSocket-Protocol`` values to offer (none by default)."""

@@ -42,7 +42,6 @@ from maxsdk.protocol.handler import (
 
 __all__ = ["JsonRpcProtocol", "encode_json"]
 
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated, no ASCII escaping
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 _REPLY = FrameKind.REPLY

@@ -185,6 +185,7 @@ class JsonServerBase:
                 self._handle,
                 sock=sock,
                 process_request=self._process_request,
+                process_response=self._process_response,
                 compression=None,
                 server_header=None,
                 ping_interval=None,
@@ -283,17 +284,23 @@ class JsonServerBase:
             return connection.respond(status, "")
         return self.authorize_upgrade(connection, request)
 
+    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        # Register an accepted connection before its 101 goes out, so that a
+        # client that sees itself connected can be sent to at once.
+        if response.status_code == 101:
+            assert isinstance(connection, JsonConnection)
+            with self._cond:
+                connection.connection_id = next(self._ids)
+                self._connections[connection.connection_id] = connection
+                self.connections_opened += 1
+                self._cond.notify_all()
+
     def authorize_upgrade(self, connection: ServerConnection, request: Request) -> Response | None:
         """Decide on an upgrade request (subclasses may refuse); ``None`` accepts it."""
         return None
 
     def _handle(self, connection: ServerConnection) -> None:
         assert isinstance(connection, JsonConnection)
-        with self._cond:
-            connection.connection_id = next(self._ids)
-            self._connections[connection.connection_id] = connection
-            self.connections_opened += 1
-            self._cond.notify_all()
         threading.current_thread().name = f"maxsdk-{self.kind}-server-conn-{connection.connection_id}"
         try:
             self.on_open(connection)

@@ -34,7 +34,7 @@ CLIENT_TEXT_V2 = [
 PROTOCOL = PhoenixProtocol()
 
 
-def expected_kind(topic: str, event: str, status: str | None) -> FrameKind:
+def expected_kind(topic: str, event: str) -> FrameKind:
     """The classification the interface defines for a Phoenix message (independent of the code)."""
     if event == "phx_reply":
         return FrameKind.PONG if topic == "phoenix" else FrameKind.REPLY
@@ -44,7 +44,7 @@ def expected_kind(topic: str, event: str, status: str | None) -> FrameKind:
 
 
 def test_the_golden_transcript_has_every_kind() -> None:
-    kinds = {expected_kind(*json.loads(f.data)[2:4], None) for f in SERVER_TEXT_V2}
+    kinds = {expected_kind(*json.loads(f.data)[2:4]) for f in SERVER_TEXT_V2}
     assert kinds == {FrameKind.REPLY, FrameKind.PONG, FrameKind.CONTROL, FrameKind.UPDATE}
     assert len(SERVER_TEXT_V2) > 40
 
@@ -54,7 +54,7 @@ def test_server_text_frames_are_classified(frame: Frame) -> None:
     _join_ref, ref, topic, event, payload = json.loads(frame.data)
     status = payload.get("status") if event == "phx_reply" else None
     incoming = PROTOCOL.classify(PROTOCOL.decode_text(frame.data))
-    assert incoming.kind is expected_kind(topic, event, status)
+    assert incoming.kind is expected_kind(topic, event)
     assert incoming.topic == topic
     if incoming.kind in (FrameKind.REPLY, FrameKind.PONG):
         assert incoming.request_id == ref
@@ -88,20 +88,23 @@ def test_server_binary_frames_are_classified_per_their_annotation(frame: Frame) 
 def test_client_control_frames_are_rebuilt_byte_for_byte(frame: Frame) -> None:
     """Joins, leaves and heartbeats built by the interface equal the recorded frames."""
     message = client_fields(frame)
+    ref = message.ref
+    assert ref is not None  # every client frame carries a ref (checklist 6)
+    built: str | bytes | None
     payload_text = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
     if message.event == "phx_join" and message.join_ref == message.ref:
-        built = PROTOCOL.subscribe([message.ref], [TopicRef(message.topic, payload_text)])
+        built = PROTOCOL.subscribe([ref], [TopicRef(message.topic, payload_text)])
     elif message.event == "phx_leave":
-        built = PROTOCOL.unsubscribe([message.ref], [TopicRef(message.topic, None, message.join_ref)])
+        built = PROTOCOL.unsubscribe([ref], [TopicRef(message.topic, None, message.join_ref)])
     elif message.event == "heartbeat":
-        built = PROTOCOL.ping(message.ref)
+        built = PROTOCOL.ping(ref)
     elif message.join_ref is not None and message.event not in ("phx_join",):
         built = PROTOCOL.request(
-            message.ref, message.event, message.payload, scope=TopicRef(message.topic, None, message.join_ref)
+            ref, message.event, message.payload, scope=TopicRef(message.topic, None, message.join_ref)
         )
     else:
         pytest.skip("not a frame the interface builds")
-    assert json.loads(built) == json.loads(frame.data)
+    assert built is not None and json.loads(built) == json.loads(frame.data)
 
 
 def test_join_replies_confirm_with_the_join_ref_as_key() -> None:
@@ -131,3 +134,14 @@ def test_the_session_builds_its_frames_through_the_handler() -> None:
     session = PhoenixSession(serializer_for("2.0.0"))
     assert isinstance(session.protocol, PhoenixProtocol)
     assert session.protocol.serializer is session.serializer
+
+
+def test_the_driver_decodes_through_the_handler_at_no_extra_cost() -> None:
+    from maxsdk._runtime.phoenix_driver import PhoenixDriver
+    from maxsdk.config import ClientConfig
+
+    driver = PhoenixDriver(ClientConfig.build("ws://127.0.0.1:9/socket"), lambda event: None)
+    protocol = driver.session.protocol
+    # The very same bound methods as the serializer's: decoding costs what it did.
+    assert driver.decode_text == protocol.decode_text == driver.serializer.decode_text
+    assert driver.decode_binary == protocol.decode_binary == driver.serializer.decode_binary

@@ -140,7 +140,7 @@ def test_a_reply_completes_its_own_request() -> None:
     w1, w2 = Waiter("1"), Waiter("2")
     id1 = h.session.request("echo", {"a": 1}, h.now, 5.0, w1)
     id2 = h.session.request("echo", {"a": 2}, h.now, 5.0, w2)
-    assert id2 > id1
+    assert isinstance(id1, int) and isinstance(id2, int) and id2 > id1
     assert h.sent() == [{"op": "echo", "args": {"a": 1}, "id": id1}, {"op": "echo", "args": {"a": 2}, "id": id2}]
     h.feed({"id": id2, "result": "two"})
     h.feed({"id": id1, "error": {"code": 7, "message": "no"}})
@@ -499,6 +499,7 @@ def test_the_base_handler_documents_safe_defaults() -> None:
 
     handler = Minimal()
     assert handler.connect_url("ws://h/x?a=1", {"b": True}) == "ws://h/x?a=1&b=true"
+    assert handler.connect_url("https://h/x", None) == "wss://h/x"
     assert handler.ping(1) is WEBSOCKET_PING and handler.batch([]) is None
     with pytest.raises(LocalProtocolError):
         handler.subscribe([1], [])
