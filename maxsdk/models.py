@@ -192,7 +192,10 @@ def upgrade(model: type, payload: dict[str, Any]) -> dict[str, Any]:
         step = _UPGRADERS.get((model, version))
         if step is None:
             raise ModelError(model, f"no upgrader registered from schema version {version}")
-        payload = dict(step(dict(payload)))
+        try:
+            payload = dict(step(dict(payload)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(model, f"upgrade from schema version {version} failed: {exc!r}") from exc
         version += 1
         payload[field] = version
     return payload

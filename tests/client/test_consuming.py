@@ -193,3 +193,14 @@ def test_burst_of_100k_events_with_a_slow_handler_stays_bounded(phoenix_server):
         report = log.wait_for("messages_dropped")
         assert report["total"] <= dropped
         assert client.diagnostics().reconnects == 0
+
+
+def test_a_failing_upgrader_reports_the_payload_as_invalid(room):
+    log = SignalLog(room._client, extra=[signals.payload_invalid])
+    notes = Inbox()
+    room.on("shout", notes, model=Note)
+    room.push("shout", {"text": "v1 without body"})  # version 1, but the upgrader expects "body"
+    error = log.wait_for("payload_invalid")["error"]
+    assert isinstance(error, maxsdk.ModelError) and "upgrade from schema version 1 failed" in error.reason
+    room.push("shout", {"schema_version": 3, "text": "fine", "author": "a"})
+    assert notes.wait_count(1) == [Note("fine", "a")]
