@@ -124,7 +124,7 @@ def draw(
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     if len(series) > 1:
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     fig.tight_layout()
     name = f"{workload}.png"
     fig.savefig(out / name, dpi=110)

@@ -248,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output if args.output is not None else (None if partial else RESULTS)
     want_charts = output is not None and not args.no_charts
 
+    if any(c.runtime == "project" and c.key.startswith("maxsdk") for c in contenders) or not args.no_embedded:
+        try:
+            import maxsdk  # noqa: F401 - only checking that this interpreter has it
+        except ImportError:
+            raise SystemExit(
+                f"maxsdk is not importable by {sys.executable}: install it (pip install -e .) "
+                "or run the suite from the project's virtualenv (or tox -e bench)"
+            ) from None
     env = Environment(node=ensure_node())
     if want_charts or any(c.runtime == "venv" for c in contenders):
         ensure_venv(env)
