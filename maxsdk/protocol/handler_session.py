@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-from maxsdk.errors import LocalProtocolError, RemoteProtocolError
+from maxsdk.errors import CapacityError, LocalProtocolError, RemoteProtocolError
 from maxsdk.protocol.backoff import Backoff
 from maxsdk.protocol.deadlines import Deadlines
 from maxsdk.protocol.handler import (
@@ -393,7 +393,9 @@ class HandlerSession:
         if self.ready and not self._queue:
             self.outgoing.append(frame)
         else:
-            self.requests.check_capacity(len(self._queue) + 1)
+            limit = self.config.max_pending
+            if limit is not None and len(self._queue) >= limit:
+                raise CapacityError(f"{limit} messages are already waiting for the connection")
             self._queue.append(_Queued(frame, ()))
 
     def batch(self, items: Sequence[tuple[str, Any, Any]], now: float, timeout: float) -> list[RequestId | None]:
@@ -853,8 +855,7 @@ class HandlerSession:
                 if self.subscriptions.get(sub.topic) is sub and sub.state == SUBSCRIBING:
                     self._subscription_failed(sub, "timeout", now)
             return
-        if not entry.sent:
-            self._queue = deque(item for item in self._queue if entry not in item.entries or len(item.entries) > 1)
+        # A queued entry that timed out stays in the queue: sending skips it (it is no longer pending).
         self.counters["request_timeouts"] += kind == "call"
         self._complete(entry, "timeout", None, None)
 
