@@ -59,7 +59,6 @@ from maxsdk.status import ConnectionState, Diagnostics
 
 if TYPE_CHECKING:
     from maxsdk._runtime.driver import ProtocolDriver
-    from maxsdk.reply import PendingReply
 
 __all__ = ["Engine"]
 
