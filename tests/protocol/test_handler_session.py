@@ -505,3 +505,30 @@ def test_the_base_handler_documents_safe_defaults() -> None:
         handler.subscribe([1], [])
     with pytest.raises(RemoteProtocolError):
         handler.decode_text("{not json")
+
+
+def test_auth_recognised_by_a_pattern_without_an_id() -> None:
+    fmt = JsonFormat(auth_ok={"event": "login", "ok": True}, auth_failed={"event": "login", "ok": False})
+    for answer, status in (({"event": "login", "ok": True}, "ok"), ({"event": "login", "ok": False}, "auth_failed")):
+        h = Harness(JsonFeedProtocol(fmt))
+        h.session.credentials = {"key": "k"}
+        ready = Waiter()
+        h.session.add_ready_waiter(ready)
+        h.open()
+        assert h.sent()[0]["op"] == "auth"
+        h.feed(answer)
+        assert h.done[ready].status == status
+
+
+def test_unconfirmed_feeds_one_topic_per_message() -> None:
+    fmt = JsonFormat(id_field=None, subscription_confirmation="none", topics_as="string", unsubscribe_op=None)
+    h = Harness(JsonFeedProtocol(fmt), subscribe_batch_size=10)
+    h.open()
+    waiters = [Waiter(t) for t in ("a", "b")]
+    h.session.subscribe_many([("a", None, "A"), ("b", None, "B")], h.now, 5.0, waiters[0])
+    h.drain()
+    assert h.sent() == [{"op": "subscribe", "args": "a"}, {"op": "subscribe", "args": "b"}]
+    assert h.done[waiters[0]].status == "ok"  # active as soon as sent
+    h.session.unsubscribe("a", "A", h.now, 5.0, waiters[1])
+    h.drain()
+    assert h.sent() == [] and h.done[waiters[1]].status == "ok"  # no unsubscribe op: nothing to send
