@@ -249,6 +249,7 @@ class HandlerSession:
         self._pings = True
         self._last_received = 0.0
         self._reconnect_reason: str | None = None
+        self._sweep_at: float | None = None
         self._batch_size = _batch_size(self.config.subscribe_batch_size, handler.max_subscribe_batch)
 
     # -- outputs ----------------------------------------------------------------------------
@@ -264,14 +265,25 @@ class HandlerSession:
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`on_deadline` has work."""
-        own, requests = self._deadlines.next(), self.requests.next_deadline()
-        if own is None:
-            return requests
-        return own if requests is None or own < requests else requests
+        return self._deadlines.next()
 
     def take_new_deadline(self) -> float:
         """The earliest deadline set since the last call (``inf`` if none)."""
-        return min(self._deadlines.take_lowest_set(), self.requests.take_lowest_set())
+        return self._deadlines.take_lowest_set()
+
+    def _add_request(self, entry: PendingRequest) -> None:
+        """Register ``entry``; keep the cleanup sweep no later than its deadline.
+
+        The engine sees one ``("sweep",)`` deadline for the whole table, not one
+        per request: a request whose deadline is later than the next sweep (the
+        usual case, with equal timeouts) does not wake the timer thread. The
+        sweep expires what is due and moves itself to the earliest deadline left.
+        """
+        self.requests.add(entry, check=False)
+        sweep = self._sweep_at
+        if sweep is None or entry.deadline < sweep:
+            self._sweep_at = entry.deadline
+            self._deadlines.set(("sweep",), entry.deadline)
 
     @property
     def pending_count(self) -> int:
@@ -339,6 +351,7 @@ class HandlerSession:
         self._ready_waiters = []
         self._finish_ping_waiters("client_closed", None)
         self._deadlines.clear()
+        self._sweep_at = None
 
     def add_ready_waiter(self, waiter: Any) -> None:
         """Complete ``waiter`` once connected and authenticated (at once if already)."""
@@ -379,7 +392,7 @@ class HandlerSession:
         request_id = self.ids.next()
         frame = self.handler.request(request_id, method, params, scope=scope)
         entry = PendingRequest(request_id, "call", method, waiter, now + timeout, frame, durable)
-        requests.add(entry, check=False)
+        self._add_request(entry)
         if self.ready and not self._queue:
             entry.sent = True
             self.outgoing.append(frame)
@@ -426,7 +439,7 @@ class HandlerSession:
             if rid is not None
         )
         for entry in entries:
-            self.requests.add(entry, check=False)
+            self._add_request(entry)
         if self.ready and not self._queue:
             self._send_queued(_Queued(frame, entries))
         else:
@@ -551,11 +564,11 @@ class HandlerSession:
 
     def on_deadline(self, now: float) -> None:
         """Act on every deadline that has passed."""
-        for entry in self.requests.expire(now):
-            self._request_timed_out(entry, now)
         for key in self._deadlines.due(now):
             kind = key[0]
-            if kind == "ping":
+            if kind == "sweep":
+                self._sweep(now)
+            elif kind == "ping":
                 self._send_ping(now)
             elif kind == "pong":
                 self._pong_timed_out(now)
@@ -573,6 +586,15 @@ class HandlerSession:
                     self.close_request = "auth_timeout"
             elif kind == "close" and self.connected:
                 self.close_request = self._reconnect_reason or "reconnect_requested"
+
+    def _sweep(self, now: float) -> None:
+        """Fail the requests whose deadline passed; schedule the next sweep at the earliest one left."""
+        for entry in self.requests.expire(now):
+            self._request_timed_out(entry, now)
+        following = self.requests.next_deadline()
+        self._sweep_at = following
+        if following is not None:
+            self._deadlines.set(("sweep",), following)
 
     # -- internals: sending -----------------------------------------------------------------------
 
@@ -625,13 +647,13 @@ class HandlerSession:
             # Confirmed topic by topic by control messages; the request entry only times it out.
             entry = PendingRequest(ids[0], "subscribe", "subscribe", None, now + timeout, frame, sent=True)
             entry.context = subs
-            self.requests.add(entry, check=False)
+            self._add_request(entry)
             return
         groups = [[sub] for sub in subs] if handler.request_id_per_topic else [subs]
         for request_id, group in zip(ids, groups):
             entry = PendingRequest(request_id, "subscribe", "subscribe", None, now + timeout, frame, sent=True)
             entry.context = group
-            self.requests.add(entry, check=False)
+            self._add_request(entry)
 
     def _send_unsubscribe(self, refs: list[TopicRef], now: float, timeout: float, waiter: Any) -> None:
         handler = self.handler
@@ -654,7 +676,7 @@ class HandlerSession:
             )
             entry.sent = True
             entry.topic = topic
-            self.requests.add(entry, check=False)
+            self._add_request(entry)
 
     def _send_ping(self, now: float) -> bool:
         if not self.connected or self._ping_id is not None:
