@@ -426,7 +426,7 @@ class Engine:
                 if transport is None:
                     continue
                 if debug:
-                    frame_log.debug("%s >> %s", self.name, _excerpt(frame))
+                    frame_log.debug("%s >> %s", self.name, self._describe(frame))
                 try:
                     self.bytes_out += transport.send(frame)
                 except ConnectionLostError as exc:
@@ -445,7 +445,7 @@ class Engine:
             frames = [outgoing.popleft() for _ in range(len(outgoing))]
             if debug:
                 for frame in frames:
-                    frame_log.debug("%s >> %s", self.name, _excerpt(frame))
+                    frame_log.debug("%s >> %s", self.name, self._describe(frame))
             try:
                 self.bytes_out += send_many(frames)
             except ConnectionLostError as exc:
@@ -456,6 +456,12 @@ class Engine:
             self.frames_out += len(frames)
 
     # -- timer ---------------------------------------------------------------------------------
+
+    def _describe(self, frame: str | bytes) -> str:
+        """A log-safe rendering of an outgoing frame (credentials never shown)."""
+        if frame in getattr(self._session, "secret_frames", ()):
+            return "<authentication message redacted>"
+        return _excerpt(frame)
 
     def _tick(self, now: float) -> float | None:
         try:

@@ -310,6 +310,8 @@ class HandlerSession:
             frame = self.handler.auth_message(auth_id, self.credentials)
             if frame is not None:
                 self._auth_id = auth_id
+                #: Frames carrying credentials: the runtime never logs their content.
+                self.secret_frames = {frame}
                 self.outgoing.append(frame)
                 self._deadlines.set(("auth",), now + self.config.auth_timeout)
                 return

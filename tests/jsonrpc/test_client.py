@@ -268,3 +268,15 @@ def test_refused_credentials_stop_the_client(jsonrpc_server_factory: Any) -> Non
 def test_ping_measures_a_round_trip(rpc: maxsdk.JsonRpcClient) -> None:
     rtt = rpc.ping()
     assert rtt is not None and 0 <= rtt < 5
+
+
+def test_auth_messages_are_never_logged(jsonrpc_server_factory: Any, caplog: Any) -> None:
+    import logging
+
+    server = jsonrpc_server_factory(token="s3cr3t-token-value")
+    caplog.set_level(logging.DEBUG, logger="maxsdk")
+    with fast_rpc(server.url, auth={"token": "s3cr3t-token-value"}, auth_method="auth") as rpc:
+        assert rpc.call("echo", ["x"]) == ["x"]
+    client_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("maxsdk.server")]
+    assert any("<authentication message redacted>" in line for line in client_logs)
+    assert not any("s3cr3t-token-value" in line for line in client_logs)
