@@ -72,8 +72,13 @@ def ensure_node() -> str:
     lock = NODE_DIR / "package-lock.json"
     if not marker.exists() or marker.stat().st_mtime < lock.stat().st_mtime:
         log("installing the bench's Node packages (npm ci)...")
+        # npm's own output goes to stderr: stdout carries only the tables.
         subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True, timeout=600
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=600,
+            stdout=sys.stderr,
         )
     return node
 

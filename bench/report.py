@@ -321,8 +321,8 @@ def machine_lines(meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
     ]
     return [
         f"- Date: {config.get('started', '?')}; total time {config.get('elapsed_min', 0):.1f} min; "
-        f"{config.get('repeat')} repetitions per contender, interleaved (A B C … A B C …)"
-        + ("; **quick smoke run, not representative**" if config.get("quick") else ""),
+        f"{config.get('repeat')} repetition{'s' if config.get('repeat') != 1 else ''} per contender, "
+        "interleaved (A B C … A B C …)" + ("; **quick smoke run, not representative**" if config.get("quick") else ""),
         f"- CPU: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory_gib')} GiB RAM; {meta.get('os')} "
         "(shared machine: absolute numbers are noisy, ratios within this run are what count; each ratio is the "
         "median of the per-round ratios, contender ÷ reference in the same round)",
