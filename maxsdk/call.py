@@ -118,7 +118,12 @@ class PendingCall:
             self._engine.check_blocking_allowed()
         if not self._event.is_set():
             limit = self.timeout + 1.0 if timeout is None else timeout
-            if not self._event.wait(limit):
+            if self._engine is not None:
+                with self._engine.blocking_wait():
+                    done = self._event.wait(limit)
+            else:
+                done = self._event.wait(limit)
+            if not done:
                 raise ReplyTimeoutError(
                     f"no reply to {self.method!r} within {limit:g} s", topic=self.topic or "", event=self.method
                 )

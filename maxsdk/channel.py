@@ -155,7 +155,7 @@ class Channel:
         raise JoinError(self.topic, outcome.response)
 
     def _wait_joined(self, timeout: float) -> Channel:
-        with self._state_cond:
+        with self._engine.blocking_wait(), self._state_cond:
             if not self._state_cond.wait_for(
                 lambda: self._core.state is not ChannelState.JOINING and self._core.state is not ChannelState.ERRORED,
                 timeout,

@@ -81,7 +81,10 @@ class Client:
         max_pending: the most pushes awaiting replies at once.
         dispatch_queue_size: events queued for handlers before the overflow
             policy applies.
-        overflow: ``"drop_oldest"`` (default), ``"drop_newest"`` or ``"block"``.
+        overflow: ``"block"`` (default: nothing is lost; the reader waits for
+            the handlers, pushing back on the server), ``"drop_oldest"`` or
+            ``"drop_newest"`` (drops are counted and reported through the
+            ``messages_dropped`` signal).
         offline: what a (non-durable) push does while the client is not
             connected: ``"wait"`` (default: buffered until the connection and
             the channel are back, within the push's timeout — phoenix.js's
@@ -125,7 +128,7 @@ class Client:
         max_message_size: int | None = 8 * 1024 * 1024,
         max_pending: int | None = 100_000,
         dispatch_queue_size: int = 10_000,
-        overflow: str = "drop_oldest",
+        overflow: str = "block",
         offline: str = "wait",
         verify_tls: bool = True,
         ca_file: str | None = None,

@@ -49,7 +49,7 @@ class ClientConfig:
     max_message_size: int | None = 8 * 1024 * 1024
     max_pending: int | None = 100_000
     dispatch_queue_size: int = 10_000
-    overflow: str = "drop_oldest"
+    overflow: str = "block"
     offline: str = "wait"
     verify_tls: bool = True
     ca_file: str | None = None

@@ -108,7 +108,7 @@ class ProtocolClient(HandlerEvents):
         max_pending_requests: int | None = 100_000,
         max_message_size: int | None = 8 * 1024 * 1024,
         dispatch_queue_size: int = 10_000,
-        overflow: str = "drop_oldest",
+        overflow: str = "block",
         verify_tls: bool = True,
         ca_file: str | None = None,
         ssl_context: Any = None,

@@ -136,7 +136,12 @@ class PendingReply:
             # The client times the push out itself; the extra second only
             # guards against a stalled timer thread.
             limit = self.timeout + 1.0 if timeout is None else timeout
-            if not self.wait_done(limit):
+            if self._engine is not None:
+                with self._engine.blocking_wait():
+                    done = self.wait_done(limit)
+            else:
+                done = self.wait_done(limit)
+            if not done:
                 raise ReplyTimeoutError(
                     f"no reply to {self.event!r} on {self.topic!r} within {limit:g} s",
                     topic=self.topic,

@@ -74,7 +74,7 @@ class MessageStream:
     def __next__(self) -> Message:
         self._channel._engine.check_blocking_allowed()
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        with self._cond:
+        with self._channel._engine.blocking_wait(), self._cond:
             while not self._buffer:
                 if self._ended:
                     raise StopIteration
@@ -143,7 +143,9 @@ class Expectation:
         """
         self._channel._engine.check_blocking_allowed()
         try:
-            if not self._done.wait(timeout):
+            with self._channel._engine.blocking_wait():
+                done = self._done.wait(timeout)
+            if not done:
                 raise MaxsdkTimeoutError(f"no {self._event_name!r} on {self._channel.topic!r} within {timeout:g} s")
             if self._error is not None:
                 raise self._error

@@ -9,12 +9,15 @@ The queue is bounded. When it is full, what happens to the next *message*
 depends on the overflow policy (control events — connection and channel state
 changes — are never dropped):
 
-* ``"drop_oldest"`` (default): the oldest queued message is dropped;
-* ``"drop_newest"``: the incoming message is dropped;
-* ``"block"``: nothing is dropped; the reader stops reading until the
-  handlers catch up (TCP backpressure to the server). Heartbeat replies then
-  wait in the socket too, so the client suspends its heartbeat timeout while
-  the reader is blocked this way.
+* ``"block"`` (default): nothing is dropped; the reader stops reading until
+  the handlers catch up (TCP backpressure to the server). Heartbeat replies
+  then wait in the socket too, so the client suspends its heartbeat timeout
+  while the reader is blocked this way. While a handler is itself blocked in
+  a maxsdk call (a ``push()`` waiting for its reply, ``wait_for()``...), the
+  reader keeps reading past the bound — otherwise that reply could never be
+  read — so the queue can exceed its size for as long as such a call lasts;
+* ``"drop_oldest"``: the oldest queued message is dropped;
+* ``"drop_newest"``: the incoming message is dropped.
 
 Drops are counted and reported through the ``messages_dropped`` signal.
 """
@@ -69,6 +72,8 @@ class Dispatcher:
         self.dropped_unreported = 0
         self.reader_blocked = False
         self.handled = 0
+        #: Handler calls blocked in a maxsdk wait right now (the reader must not block then).
+        self.handler_waiting = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -116,15 +121,31 @@ class Dispatcher:
 
     def wait_for_room(self, stop: threading.Event) -> None:
         """With the ``block`` policy, block the calling (reader) thread while the queue is full."""
-        if self._overflow != "block" or len(self._queue) < self._maxsize:
+        if self._overflow != "block" or len(self._queue) < self._maxsize or self.handler_waiting:
             return
         with self._room:
             self.reader_blocked = True
             try:
-                while len(self._queue) >= self._maxsize and not self._stopping and not stop.is_set():
+                while (
+                    len(self._queue) >= self._maxsize
+                    and not self.handler_waiting
+                    and not self._stopping
+                    and not stop.is_set()
+                ):
                     self._room.wait(0.5)
             finally:
                 self.reader_blocked = False
+
+    def enter_wait(self) -> None:
+        """A handler (on this thread) starts a blocking maxsdk call: let the reader read on."""
+        with self._room:
+            self.handler_waiting += 1
+            self._room.notify_all()
+
+    def exit_wait(self) -> None:
+        """The blocking call of :meth:`enter_wait` returned."""
+        with self._room:
+            self.handler_waiting -= 1
 
     def stop(self) -> None:
         """Handle what is queued, then end the thread (call :meth:`join` to wait)."""

@@ -20,11 +20,12 @@ code never runs under either lock.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
@@ -351,6 +352,23 @@ class Engine:
         """Raise :class:`WrongThreadError` on the reader or timer thread (blocking there deadlocks)."""
         if threading.get_ident() in self._internal_idents:
             raise WrongThreadError("blocking maxsdk calls cannot be made from the client's reader or timer thread")
+
+    @contextlib.contextmanager
+    def blocking_wait(self) -> Iterator[None]:
+        """Wrap a blocking wait of a public method.
+
+        A handler (on the dispatcher thread) waiting for a reply must not be
+        starved by the ``block`` overflow policy holding the reader back.
+        """
+        dispatcher = self._dispatcher
+        if dispatcher is None or threading.current_thread() is not dispatcher.thread:
+            yield
+            return
+        dispatcher.enter_wait()
+        try:
+            yield
+        finally:
+            dispatcher.exit_wait()
 
     def call_soon(self, fn: Callable[[Any], None], arg: Any) -> None:
         """Run ``fn(arg)`` on the dispatcher thread."""

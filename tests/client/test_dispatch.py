@@ -122,7 +122,7 @@ def test_slow_handler_with_drop_policy_bounds_the_queue_and_counts_drops(phoenix
         room.on("flood_msg", blocked)
         room.push("flood", {"n": 5000, "size": 10})
         depth = client.diagnostics().dispatch_queue_depth
-        assert depth <= 101
+        assert depth <= 100 + 5  # the bound, plus a few control events (never dropped)
         # Heartbeats go on while the handler is stuck: each one is sent only after the
         # previous reply was read, so three of them prove the reader is alive.
         since = phoenix_server.message_count
@@ -202,3 +202,25 @@ def test_diagnostics_snapshot(phoenix_server):
 def test_ping_measures_a_round_trip(phoenix_server):
     with Client(phoenix_server.url) as client:
         assert 0 < client.ping() < 1
+
+
+@pytest.mark.timeout(60)
+def test_block_policy_lets_a_handler_wait_for_its_own_reply_while_the_queue_is_full(phoenix_server):
+    # The default policy: nothing is dropped. A handler that pushes and waits while the
+    # small queue is full must not deadlock (its reply sits behind the flood).
+    client = fast_client(phoenix_server.url, dispatch_queue_size=10, timeout=4)
+    assert client.config.overflow == "block"
+    with client:
+        room = client.join("room:lobby")
+        replies, every = Inbox(), Inbox()
+
+        def handler(payload):
+            every(payload["i"])
+            if payload["i"] % 100 == 0:
+                replies(room.push("echo", {"i": payload["i"]}).response["i"])
+
+        room.on("flood_msg", handler)
+        room.push("flood", {"n": 1000, "size": 10})
+        assert replies.wait_count(10, timeout=20) == list(range(100, 1001, 100))
+        assert every.wait_count(1000) == list(range(1, 1001))
+        assert client.diagnostics().messages_dropped == 0
