@@ -81,11 +81,11 @@ CONTENDERS: tuple[Contender, ...] = (
     ),
     Contender(
         "maxsdk_drop",
-        "maxsdk, default overflow",
+        "maxsdk, drop_oldest overflow",
         "project",
         "contenders/maxsdk_client.py",
-        notes='receive only, all defaults: `overflow="drop_oldest"`, 10,000-event dispatch queue; the rate counts '
-        "delivered messages, drops are reported",
+        notes='receive only, `overflow="drop_oldest"` (the default before 0.1.0 shipped: now `block`), '
+        "10,000-event dispatch queue; the rate counts delivered messages, drops are reported",
         only=("receive",),
         params={"overflow": "drop_oldest"},
     ),
