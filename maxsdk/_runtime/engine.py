@@ -44,7 +44,6 @@ from maxsdk.errors import (
     ConnectionLostError,
     ConnectTimeoutError,
     MaxsdkError,
-    MessageTooLargeError,
     RemoteProtocolError,
     WrongThreadError,
 )
@@ -702,7 +701,7 @@ class Engine:
         while True:
             try:
                 kind, data = recv()
-            except MessageTooLargeError as exc:
+            except RemoteProtocolError as exc:  # too large, or text that is not UTF-8: the frame is skipped
                 log.warning("%s: %s; frame dropped", self.name, exc)
                 with lock:
                     session.protocol_error(exc)

@@ -30,6 +30,7 @@ from maxsdk.errors import (
     ConnectionLostError,
     HandshakeError,
     MessageTooLargeError,
+    RemoteProtocolError,
     TLSVerificationError,
 )
 from maxsdk.protocol.handler import WebSocketPing
@@ -65,7 +66,7 @@ class Transport(Protocol):
     """
 
     def recv(self) -> tuple[int, Any]:
-        """Block for the next message: ``(TEXT, bytes)``, ``(BINARY, bytes)`` or
+        """Block for the next message: ``(TEXT, str)``, ``(BINARY, bytes)`` or
         ``(CLOSE, (code, reason))``. Raises :class:`ConnectionLostError` or
         :class:`RemoteProtocolError` (the latter leaves the transport usable).
         """
@@ -299,6 +300,14 @@ class WebSocketTransport:
                 self._fill(header + length)
                 buf, pos = self._buf, self._pos
                 end = pos + header + length
+            if opcode == TEXT and fin and not self._fragments:
+                # The common case: decode straight from the buffer to str (no intermediate
+                # bytes copy, and json.loads skips its encoding detection).
+                self._pos = end
+                try:
+                    return TEXT, str(memoryview(buf)[pos + header : end], "utf-8")
+                except UnicodeDecodeError:
+                    raise RemoteProtocolError("text frame is not valid UTF-8", frame=bytes(buf[pos:end][:64])) from None
             data = bytes(buf[pos + header : end])
             self._pos = end
             if opcode in (TEXT, BINARY):
@@ -319,6 +328,11 @@ class WebSocketTransport:
                     message = b"".join(self._fragments)
                     opcode = self._fragment_opcode
                     self._reset_fragments()
+                    if opcode == TEXT:
+                        try:
+                            return TEXT, message.decode()
+                        except UnicodeDecodeError:
+                            raise RemoteProtocolError("text message is not valid UTF-8", frame=message[:64]) from None
                     return opcode, message
                 continue
             if opcode == CLOSE:

@@ -1,0 +1,105 @@
+"""The WebSocket frame reader over a socket pair: text as str, bad UTF-8, fragments, limits, pings."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from maxsdk._runtime.transport import BINARY, CLOSE, TEXT, WebSocketTransport
+from maxsdk.errors import ConnectionLostError, MessageTooLargeError, RemoteProtocolError
+
+
+class FakeWebSocket:
+    """Stands in for websocket-client's object: records what the transport sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, int]] = []
+        self.connected = True
+
+    def send(self, data, opcode):
+        self.sent.append((data, opcode))
+        return len(data)
+
+    def getsubprotocol(self):
+        return None
+
+
+def frame(payload: bytes, opcode: int = TEXT, fin: bool = True) -> bytes:
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 65536:
+        header = struct.pack("!BBH", first, 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 127, n)
+    return header + payload
+
+
+@pytest.fixture
+def pair():
+    ours, theirs = socket.socketpair()
+    ws = FakeWebSocket()
+    transport = WebSocketTransport(ws, ours, 1000, "ws://test/socket/websocket")
+    yield transport, theirs, ws
+    transport.abort()
+    theirs.close()
+
+
+def test_text_frames_come_back_as_str_and_binary_as_bytes(pair):
+    transport, peer, _ = pair
+    peer.sendall(frame('["1",null,"t","e",{"é":1}]'.encode()) + frame(b"\x00\x01", BINARY))
+    assert transport.recv() == (TEXT, '["1",null,"t","e",{"é":1}]')
+    assert transport.recv() == (BINARY, b"\x00\x01")
+
+
+def test_invalid_utf8_is_reported_and_the_next_frame_still_arrives(pair):
+    transport, peer, _ = pair
+    peer.sendall(frame(b"\xff\xfe not utf-8") + frame(b"[1]"))
+    with pytest.raises(RemoteProtocolError):
+        transport.recv()
+    assert transport.recv() == (TEXT, "[1]")
+
+
+def test_fragmented_text_is_joined_and_decoded(pair):
+    transport, peer, _ = pair
+    text = "héllo ☃ world".encode()
+    peer.sendall(frame(text[:3], TEXT, fin=False) + frame(text[3:8], 0x0, fin=False) + frame(text[8:], 0x0))
+    assert transport.recv() == (TEXT, "héllo ☃ world")
+
+
+def test_oversize_messages_are_skipped_without_buffering_and_the_stream_continues(pair):
+    transport, peer, _ = pair
+    peer.sendall(frame(b"x" * 5000) + frame(b"a" * 600, TEXT, fin=False) + frame(b"b" * 600, 0x0) + frame(b"[2]"))
+    with pytest.raises(MessageTooLargeError):
+        transport.recv()
+    with pytest.raises(MessageTooLargeError) as info:
+        transport.recv()
+    assert info.value.size == 1200
+    assert transport.recv() == (TEXT, "[2]")
+
+
+def test_pings_are_answered_and_close_frames_reported(pair):
+    transport, peer, ws = pair
+    peer.sendall(frame(b"hb", 0x9) + frame(struct.pack("!H", 1001) + b"bye", 0x8))
+    assert transport.recv() == (CLOSE, (1001, "bye"))
+    assert (b"hb", 0xA) in ws.sent
+    assert any(opcode == 0x8 for _, opcode in ws.sent), "the close is answered"
+
+
+def test_masked_server_frames_and_eof_end_the_connection(pair):
+    transport, peer, _ = pair
+    peer.sendall(bytes((0x81, 0x80 | 1)) + b"mask" + b"x")
+    with pytest.raises(ConnectionLostError) as info:
+        transport.recv()
+    assert info.value.code == 1002
+
+
+def test_eof_without_a_close_frame_is_a_lost_connection(pair):
+    transport, peer, _ = pair
+    peer.shutdown(socket.SHUT_WR)
+    with pytest.raises(ConnectionLostError) as info:
+        transport.recv()
+    assert info.value.code == 1006
