@@ -89,6 +89,7 @@ def test_every_transition_a_real_client_makes_is_in_the_diagram(phoenix_server):
     once = fast_client(phoenix_server.url, reconnect=Backoff(steps=(0.01,), jitter="none", max_attempts=0))
     log = Transitions(once)
     once.connect()
+    phoenix_server.wait_for_connections(1)
     phoenix_server.drop_connections()
     log.wait_for("closed")
     once.close()
