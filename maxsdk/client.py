@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any, Callable, TypeVar
 
-from blinker import Signal
-
+from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk.channel import Channel
 from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
-from maxsdk.errors import ClientClosedError, ConfigurationError, ForkedClientError
+from maxsdk.errors import ClientClosedError
 from maxsdk.outbox import Outbox, OutboxConfig, joined_topics
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
-from maxsdk.stats import Stats
-from maxsdk.status import ConnectionState, Diagnostics
 
 __all__ = ["Client"]
 
 R = TypeVar("R", bound=Callable[..., Any])
 
-_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
-
-def _after_fork_in_child() -> None:
-    """Threads do not survive fork(): mark every client of the parent as unusable here."""
-    for client in list(_live_clients):
-        client._forked = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class Client:
+class Client(ClientBase):
     """A Phoenix Channels client over one WebSocket, for code without asyncio.
 
     ::
@@ -179,40 +163,9 @@ class Client:
         self.outbox: Outbox | None = None
         if outbox is not None:
             self.outbox = Outbox(self, OutboxConfig.coerce(outbox))
-        self._lock = threading.Lock()
-        self._closed = False
-        self._started = False
-        self._forked = False
-        #: The process that created the client (it cannot be used after a fork).
-        self.pid = os.getpid()
-        _live_clients.add(self)
-
-    def _check_process(self) -> None:
-        if self._forked:
-            raise ForkedClientError(
-                f"{self._engine.name} was created in process {self.pid} and cannot be used after a fork "
-                f"(now in {os.getpid()}): create the client in the child process"
-            )
+        self._init_base()
 
     # -- connection ----------------------------------------------------------------
-
-    @property
-    def state(self) -> ConnectionState:
-        """The connection state (readable at any time, from any thread)."""
-        return self._engine.state
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection is open right now."""
-        return self._engine.state is ConnectionState.CONNECTED
-
-    @property
-    def closed(self) -> bool:
-        """Whether the client is closed: :meth:`close` was called, or it gave up reconnecting.
-
-        A closed client can be connected again with :meth:`connect`.
-        """
-        return self._closed or self._engine.ended
 
     def connect(self, timeout: float | None = None) -> Client:
         """Connect and block until the socket is open.
@@ -257,13 +210,6 @@ class Client:
         if not self._started:
             self.connect()
 
-    def disconnect(self, timeout: float | None = None) -> None:
-        """Close the connection without leaving channels; no automatic reconnect.
-
-        Channels stay registered (errored) and rejoin on the next :meth:`connect`.
-        """
-        self._engine.disconnect(timeout)
-
     def close(self, timeout: float | None = None) -> None:
         """Leave every channel, close the connection, and stop and join every thread.
 
@@ -279,18 +225,10 @@ class Client:
         if self.outbox is not None:
             self.outbox.close()
 
-    def __enter__(self) -> Client:
-        return self.connect()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     # -- channels -----------------------------------------------------------------------
 
-    @property
-    def forked(self) -> bool:
-        """Whether this client was inherited through ``os.fork()`` (and is unusable here)."""
-        return self._forked
+    def __enter__(self) -> Client:
+        return self.connect()
 
     def channel(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
         """A new :class:`Channel` for ``topic`` (not joined yet).
@@ -327,46 +265,13 @@ class Client:
         waiter.wait()
         return time.monotonic() - started
 
-    def stats(self) -> Stats:
-        """Counters, gauges, latency percentiles and rates (see :class:`~maxsdk.stats.Stats`).
-
-        Rates cover the time since the previous ``stats()`` call.
-        """
-        return self._engine.stats(self._outbox_depth())
-
     def _outbox_depth(self) -> int | None:
         return None if self.outbox is None else self.outbox.depth()
-
-    def diagnostics(self) -> Diagnostics:
-        """A snapshot of the connection for logs and health checks (no secrets)."""
-        return self._engine.diagnostics()
-
-    def on_signal(self, signal: Signal, receiver: R | None = None) -> Any:
-        """Connect ``receiver(client, **kwargs)`` to a :mod:`maxsdk.signals` signal for this client.
-
-        The receiver is held strongly (blinker's default is weak). Usable as a
-        decorator. Receivers run on the dispatcher thread.
-        """
-        if not isinstance(signal, Signal):
-            raise ConfigurationError("signal must be one of maxsdk.signals")
-
-        def connect(fn: R) -> R:
-            signal.connect(fn, sender=self, weak=False)
-            return fn
-
-        return connect if receiver is None else connect(receiver)
-
-    def off_signal(self, signal: Signal, receiver: Callable[..., Any]) -> None:
-        """Disconnect a receiver connected with :meth:`on_signal`."""
-        signal.disconnect(receiver, sender=self)
 
     @property
     def threads(self) -> list[threading.Thread]:
         """The threads this client started (for tests and diagnostics)."""
-        threads = self._engine.threads
+        threads = super().threads
         if self.outbox is not None and self.outbox.thread is not None:
             threads.append(self.outbox.thread)
         return threads
-
-    def __repr__(self) -> str:
-        return f"<maxsdk.Client {self._engine.name} {self._engine.redacted_url} {self.state}>"

@@ -18,9 +18,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Callable, TypeVar
 
-from blinker import Signal
-
 from maxsdk import signals
+from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk._runtime.handler_driver import HandlerDriver, HandlerEvents
 from maxsdk.call import ErrorConverter, PendingCall, rpc_error
@@ -41,7 +40,6 @@ from maxsdk.protocol.handler_session import (
     SubscriptionChanged,
     UpdateReceived,
 )
-from maxsdk.status import ConnectionState, Diagnostics
 from maxsdk.subscription import Subscription
 
 __all__ = ["ProtocolClient"]
@@ -50,7 +48,7 @@ R = TypeVar("R", bound=Callable[..., Any])
 C = TypeVar("C", bound="ProtocolClient")
 
 
-class ProtocolClient(HandlerEvents):
+class ProtocolClient(HandlerEvents, ClientBase):
     """A client for a request/subscription protocol over one WebSocket.
 
     Args:
@@ -168,26 +166,9 @@ class ProtocolClient(HandlerEvents):
         )
         self._driver = driver_holder[0]
         self._driver.engine = self._engine
-        self._lock = threading.Lock()
-        self._closed = False
-        self._started = False
+        self._init_base()
 
     # -- connection ----------------------------------------------------------------------
-
-    @property
-    def state(self) -> ConnectionState:
-        """The connection state."""
-        return self._engine.state
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection is open right now."""
-        return self._engine.state is ConnectionState.CONNECTED
-
-    @property
-    def closed(self) -> bool:
-        """Whether the client is closed (by :meth:`close`, or after giving up reconnecting)."""
-        return self._closed or self._engine.ended
 
     def connect(self: C, timeout: float | None = None) -> C:
         """Connect, authenticate if configured, and block until requests can flow.
@@ -217,15 +198,12 @@ class ProtocolClient(HandlerEvents):
 
     def connect_nowait(self) -> None:
         """Start connecting in the background and return at once."""
+        self._check_process()
         with self._lock:
             self._closed = False
             self._started = True
             self._auth_error = None
         self._engine.start()
-
-    def disconnect(self, timeout: float | None = None) -> None:
-        """Close the connection; no automatic reconnect. Subscriptions are kept for the next :meth:`connect`."""
-        self._engine.disconnect(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Close the connection and stop and join every thread; pending calls fail. Idempotent.
@@ -235,6 +213,8 @@ class ProtocolClient(HandlerEvents):
         with self._lock:
             self._closed = True
             self._started = False
+        if self._forked:
+            return  # the parent's threads and socket do not exist here
         subscriptions: list[Subscription] = self._engine.run(_all_subscribers)
         self._engine.close(timeout)
         for subscription in subscriptions:
@@ -243,10 +223,8 @@ class ProtocolClient(HandlerEvents):
     def __enter__(self: C) -> C:
         return self.connect()
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def _ensure_started(self) -> None:
+        self._check_process()
         if self._auth_error is not None:
             raise self._auth_error
         if self.closed:
@@ -459,33 +437,6 @@ class ProtocolClient(HandlerEvents):
         self._engine.guarded(handler, (data,), f"update on {topic!r}")
 
     # -- misc --------------------------------------------------------------------------------------------
-
-    def diagnostics(self) -> Diagnostics:
-        """A snapshot of the connection (no secrets); ``channels`` lists the subscriptions."""
-        return self._engine.diagnostics()
-
-    def on_signal(self, signal: Signal, receiver: R | None = None) -> Any:
-        """Connect ``receiver(client, **kwargs)`` to a :mod:`maxsdk.signals` signal for this client (strongly)."""
-        if not isinstance(signal, Signal):
-            raise ConfigurationError("signal must be one of maxsdk.signals")
-
-        def connect(fn: R) -> R:
-            signal.connect(fn, sender=self, weak=False)
-            return fn
-
-        return connect if receiver is None else connect(receiver)
-
-    def off_signal(self, signal: Signal, receiver: Callable[..., Any]) -> None:
-        """Disconnect a receiver connected with :meth:`on_signal`."""
-        signal.disconnect(receiver, sender=self)
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        """The threads this client started."""
-        return self._engine.threads
-
-    def __repr__(self) -> str:
-        return f"<maxsdk.{type(self).__name__} {self._engine.name} {self._engine.redacted_url} {self.state}>"
 
 
 def _all_subscribers(session: HandlerSession, now: float) -> list[Subscription]:

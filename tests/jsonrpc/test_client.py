@@ -280,3 +280,27 @@ def test_auth_messages_are_never_logged(jsonrpc_server_factory: Any, caplog: Any
     client_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("maxsdk.server")]
     assert any("<authentication message redacted>" in line for line in client_logs)
     assert not any("s3cr3t-token-value" in line for line in client_logs)
+
+
+def test_a_client_inherited_through_fork_refuses_to_work_in_the_child(rpc: maxsdk.JsonRpcClient) -> None:
+    import os
+
+    assert rpc.call("echo", [1]) == [1]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        outcome = b"no error"
+        try:
+            rpc.call("echo", [2])
+        except maxsdk.ForkedClientError:
+            outcome = b"ForkedClientError"
+        except BaseException as exc:  # noqa: BLE001
+            outcome = repr(exc).encode()
+        rpc.close()
+        os.write(write, outcome)
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 200) == b"ForkedClientError"
+    os.close(read)
+    assert rpc.call("echo", [3]) == [3]
