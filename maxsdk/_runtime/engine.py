@@ -386,14 +386,18 @@ class Engine:
             else:
                 completions = rejoins = None
             new_deadline = session.take_new_deadline()
-        if completions:
-            self._complete(completions)
-        if rejoins:
-            self.driver.run_followups(self, rejoins)
-        if session.outgoing:
-            self._flush()
+        self._act(completions, rejoins)
         self._poke_timer(new_deadline)
         return result
+
+    def _act(self, completions: Any, followups: Any) -> None:
+        """After a core call, outside the lock: wake waiters, run followups, write frames."""
+        if completions:
+            self._complete(completions)
+        if followups:
+            self.driver.run_followups(self, followups)
+        if self._session.outgoing:
+            self._flush()
 
     def push(
         self, core: Any, event: str, payload: str | bytes, timeout: float, waiter: Any, *, buffer: bool = True
@@ -491,12 +495,7 @@ class Engine:
                 close_request = session.close_request
                 session.take_new_deadline()  # next_deadline() below covers it
                 following: float | None = session.next_deadline()
-            if completions:
-                self._complete(completions)
-            if rejoins:
-                self.driver.run_followups(self, rejoins)
-            if session.outgoing:
-                self._flush()
+            self._act(completions, rejoins)
             if close_request is not None:
                 self._drop_connection(close_request)
             with self._lock:
