@@ -13,12 +13,12 @@ The public surface is what this module exports; everything under
 ``maxsdk._runtime`` is private.
 """
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from maxsdk import signals
 from maxsdk._version import __version__
-from maxsdk.auth import TokenProvider
-from maxsdk.call import BatchResult, PendingCall
 from maxsdk.channel import Channel
 from maxsdk.client import Client
 from maxsdk.errors import (
@@ -60,22 +60,57 @@ from maxsdk.errors import (
     TransportError,
     WrongThreadError,
 )
-from maxsdk.jsonclient import JsonClient
-from maxsdk.jsonrpc import Batch, JsonRpcClient
 from maxsdk.models import ModelError
-from maxsdk.outbox import Outbox, OutboxConfig
 from maxsdk.protocol.backoff import Backoff
-from maxsdk.protocol.handler import ProtocolHandler
-from maxsdk.protocol.jsonfeed import JsonFormat
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
-from maxsdk.protocol_client import ProtocolClient
 from maxsdk.reply import PendingReply, Reply
 from maxsdk.stats import Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
-from maxsdk.subscription import Subscription
+
+if TYPE_CHECKING:
+    from maxsdk.auth import TokenProvider
+    from maxsdk.call import BatchResult, PendingCall
+    from maxsdk.jsonclient import JsonClient
+    from maxsdk.jsonrpc import Batch, JsonRpcClient
+    from maxsdk.outbox import Outbox, OutboxConfig
+    from maxsdk.protocol.handler import ProtocolHandler
+    from maxsdk.protocol.jsonfeed import JsonFormat
+    from maxsdk.protocol_client import ProtocolClient
+    from maxsdk.subscription import Subscription
 
 logging.getLogger("maxsdk").addHandler(logging.NullHandler())
+
+# Loaded on first use: they pull in requests, persist-queue/sqlite3 and the
+# handler machinery, which a plain Phoenix client never needs (import time and memory).
+_LAZY = {
+    "Batch": "maxsdk.jsonrpc",
+    "BatchResult": "maxsdk.call",
+    "JsonClient": "maxsdk.jsonclient",
+    "JsonFormat": "maxsdk.protocol.jsonfeed",
+    "JsonRpcClient": "maxsdk.jsonrpc",
+    "Outbox": "maxsdk.outbox",
+    "OutboxConfig": "maxsdk.outbox",
+    "PendingCall": "maxsdk.call",
+    "ProtocolClient": "maxsdk.protocol_client",
+    "ProtocolHandler": "maxsdk.protocol.handler",
+    "Subscription": "maxsdk.subscription",
+    "TokenProvider": "maxsdk.auth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'maxsdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AuthRefusedError",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk.channel import Channel
 from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
 from maxsdk.errors import ClientClosedError
-from maxsdk.outbox import Outbox, OutboxConfig, joined_topics
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
+
+if TYPE_CHECKING:
+    from maxsdk.outbox import Outbox
 
 __all__ = ["Client"]
 
@@ -162,6 +164,8 @@ class Client(ClientBase):
         #: The durable outbox (``None`` unless ``outbox=`` was given).
         self.outbox: Outbox | None = None
         if outbox is not None:
+            from maxsdk.outbox import Outbox, OutboxConfig  # persist-queue only when used
+
             self.outbox = Outbox(self, OutboxConfig.coerce(outbox))
         self._init_base()
 
@@ -246,6 +250,8 @@ class Client(ClientBase):
 
     def _joined_channels(self) -> dict[str, Channel]:
         """The joined channels by topic (for the outbox)."""
+        from maxsdk.outbox import joined_topics
+
         return joined_topics(list(self._channels))
 
     def join(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:

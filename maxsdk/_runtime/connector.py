@@ -33,7 +33,6 @@ from dataclasses import replace
 from typing import Callable
 from urllib.parse import urlsplit
 
-from maxsdk._runtime.longpoll import open_longpoll
 from maxsdk._runtime.transport import Transport, TransportOptions, open_websocket
 from maxsdk.errors import ConfigurationError, ConnectFailedError, HandshakeError, TLSVerificationError
 
@@ -120,6 +119,8 @@ class TransportSelector:
         if self.kind == "websocket":
             return open_websocket(url, options, redacted_url=redacted_url)
         if self.kind == "longpoll":
+            from maxsdk._runtime.longpoll import open_longpoll  # requests only when used
+
             return open_longpoll(url, options, redacted_url=redacted_url)
         return self._auto(url, options, redacted_url)
 
@@ -162,6 +163,8 @@ class TransportSelector:
 
     def _fall_back(self, url: str, options: TransportOptions, redacted_url: str, reason: str) -> Transport:
         try:
+            from maxsdk._runtime.longpoll import open_longpoll
+
             transport = open_longpoll(url, options, redacted_url=redacted_url)
         except ConnectFailedError as exc:
             if not isinstance(exc, (HandshakeError, TLSVerificationError)):
