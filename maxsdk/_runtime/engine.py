@@ -175,25 +175,36 @@ class Engine:
                 raise ClientClosedError("the client is closing")
             if self._loop_active:
                 return
-            if not self._helpers_running:
-                self._start_helpers()
+            start_helpers = not self._helpers_running
+            if start_helpers:
+                self._make_helpers()
+                self._helpers_running = True
             self._loop_active = True
             self.ended = False
             self._stop.clear()
             self._fatal = None
             self._connected_since_start = False
             old, self._state = self._state, ConnectionState.CONNECTING
+            # Queued before the reader can report "connected", so signals arrive in order.
+            self.notify(
+                signals.state_changed,
+                old=old,
+                new=ConnectionState.CONNECTING,
+                reason=f"connecting to {self.redacted_url}",
+            )
             reader = threading.Thread(target=self._connection_loop, name=f"{self.name}-reader", daemon=True)
             self._reader_thread = reader
+            # The reader starts first: its handshake (mostly waiting on the network) overlaps
+            # with starting the helper threads. Events it queues meanwhile wait in the deque.
             reader.start()
-            timer = self._timer
-            assert timer is not None
+            timer, dispatcher = self._timer, self._dispatcher
+            assert timer is not None and dispatcher is not None
+            if start_helpers:
+                dispatcher.start()
+                timer.start()
             self._internal_idents = frozenset(t.ident for t in (reader, timer.thread) if t.ident is not None)
-        self.notify(
-            signals.state_changed, old=old, new=ConnectionState.CONNECTING, reason=f"connecting to {self.redacted_url}"
-        )
 
-    def _start_helpers(self) -> None:
+    def _make_helpers(self) -> None:
         self._dispatcher = Dispatcher(
             self._dispatch,
             maxsize=self.config.dispatch_queue_size,
@@ -202,9 +213,6 @@ class Engine:
             name=f"{self.name}-dispatch",
         )
         self._timer = Timer(self._tick, name=f"{self.name}-timer")
-        self._dispatcher.start()
-        self._timer.start()
-        self._helpers_running = True
 
     def wait_connected(self, timeout: float) -> None:
         """Block until connected; raise on a fatal failure or after ``timeout``.

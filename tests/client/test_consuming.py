@@ -164,7 +164,7 @@ def test_wait_for_ends_when_the_channel_closes(room, phoenix_server):
 
 @pytest.mark.timeout(120)
 def test_burst_of_100k_events_with_a_slow_handler_stays_bounded(phoenix_server):
-    client = fast_client(phoenix_server.url, heartbeat_interval=1.0, dispatch_queue_size=1000, overflow="drop_oldest")
+    client = fast_client(phoenix_server.url, heartbeat_interval=2.0, dispatch_queue_size=1000, overflow="drop_oldest")
     log = SignalLog(client)
     gate = threading.Event()
     with client:
