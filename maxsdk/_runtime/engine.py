@@ -456,6 +456,9 @@ class Engine:
                     continue
                 if debug:
                     frame_log.debug("%s >> %s", self.name, self._describe(frame))
+                # Counted before the write: the reply can be processed (and observed)
+                # before this thread resumes after send().
+                self.frames_out += 1
                 try:
                     self.bytes_out += transport.send(frame)
                 except ConnectionLostError as exc:
@@ -463,7 +466,6 @@ class Engine:
                     transport.abort()
                     outgoing.clear()
                     return
-                self.frames_out += 1
 
     def _flush_batches(self, transport: Any, send_many: Callable[[list[Any]], int], outgoing: Any, debug: bool) -> None:
         """Write every queued frame in one call of a batching transport (long-poll: one POST).
@@ -475,6 +477,7 @@ class Engine:
             if debug:
                 for frame in frames:
                     frame_log.debug("%s >> %s", self.name, self._describe(frame))
+            self.frames_out += len(frames)
             try:
                 self.bytes_out += send_many(frames)
             except ConnectionLostError as exc:
@@ -482,7 +485,6 @@ class Engine:
                 transport.abort()
                 outgoing.clear()
                 return
-            self.frames_out += len(frames)
 
     # -- timer ---------------------------------------------------------------------------------
 
