@@ -188,7 +188,9 @@ class ProtocolClient(HandlerEvents, ClientBase):
         self._engine.run(lambda session, now: session.add_ready_waiter(waiter))
         try:
             waiter.wait(max(0.0, deadline - time.monotonic()))
-        except AuthRefusedError:
+        except AuthRefusedError as exc:
+            # Remembered here too: the driver's own report may still be on its way.
+            self._auth_error = exc
             self._engine.disconnect()
             raise
         except ReplyTimeoutError as exc:

@@ -34,7 +34,7 @@ clients under test see as a dropped connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -53,19 +53,27 @@ __all__ = [
 ServerFactory = Callable[..., PhoenixServer]
 
 
-@pytest.fixture
-def phoenix_server_factory() -> Iterator[ServerFactory]:
-    """Make started servers (``factory(**PhoenixServer kwargs)``); all are stopped at teardown."""
-    servers: list[PhoenixServer] = []
+S = TypeVar("S", PhoenixServer, JsonRpcServer, JsonTopicServer)
 
-    def factory(*args: Any, **kwargs: Any) -> PhoenixServer:
-        server = PhoenixServer(*args, **kwargs).start()
+
+def _started_servers(server_class: type[S]) -> Iterator[Callable[..., S]]:
+    """Yield a factory of started servers of ``server_class``; stop them all afterwards."""
+    servers: list[S] = []
+
+    def factory(*args: Any, **kwargs: Any) -> S:
+        server = server_class(*args, **kwargs).start()
         servers.append(server)
         return server
 
     yield factory
     for server in reversed(servers):
         server.stop(abrupt=True)
+
+
+@pytest.fixture
+def phoenix_server_factory() -> Iterator[ServerFactory]:
+    """Make started servers (``factory(**PhoenixServer kwargs)``); all are stopped at teardown."""
+    yield from _started_servers(PhoenixServer)
 
 
 @pytest.fixture
@@ -83,16 +91,7 @@ def phoenix_url(phoenix_server: PhoenixServer) -> str:
 @pytest.fixture
 def jsonrpc_server_factory() -> Iterator[Callable[..., JsonRpcServer]]:
     """Make started JSON-RPC servers (``factory(**JsonRpcServer kwargs)``); all are stopped at teardown."""
-    servers: list[JsonRpcServer] = []
-
-    def factory(*args: Any, **kwargs: Any) -> JsonRpcServer:
-        server = JsonRpcServer(*args, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield factory
-    for server in reversed(servers):
-        server.stop(abrupt=True)
+    yield from _started_servers(JsonRpcServer)
 
 
 @pytest.fixture
@@ -104,16 +103,7 @@ def jsonrpc_server(jsonrpc_server_factory: Callable[..., JsonRpcServer]) -> Json
 @pytest.fixture
 def json_topic_server_factory() -> Iterator[Callable[..., JsonTopicServer]]:
     """Make started JSON topic-feed servers; all are stopped at teardown."""
-    servers: list[JsonTopicServer] = []
-
-    def factory(*args: Any, **kwargs: Any) -> JsonTopicServer:
-        server = JsonTopicServer(*args, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield factory
-    for server in reversed(servers):
-        server.stop(abrupt=True)
+    yield from _started_servers(JsonTopicServer)
 
 
 @pytest.fixture
