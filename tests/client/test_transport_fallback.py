@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from maxsdk import Backoff, signals
 from maxsdk._runtime.connector import forget_transport_choices, remembered_transport
 from maxsdk.server import PhoenixServer, ServerSettings
 from tests.client.helpers import SignalLog, fast_client
+from tests.support.relay import TcpRelay
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def server(phoenix_server_factory: Any) -> PhoenixServer:
     return server
 
 
-class BlockingProxy:
+class BlockingProxy(TcpRelay):
     """Forwards HTTP to ``upstream``; answers WebSocket upgrades according to ``mode``.
 
     Modes: ``"pass"`` (forward them too), ``"status:N"`` (HTTP N), ``"reset"``
@@ -48,34 +48,12 @@ class BlockingProxy:
         self.upstream = upstream
         self.mode = mode
         self.upgrades = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-        self._spawn(self._accept)
+        super().__init__(upstream)
 
     def url(self, path: str = "/socket") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
 
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._sockets.append(conn)
-            self._spawn(self._serve, conn)
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         head = b""
         try:
             while b"\r\n\r\n" not in head:
@@ -90,12 +68,9 @@ class BlockingProxy:
             self.upgrades += 1
             self._block(conn)
             return
-        upstream = socket.create_connection(("127.0.0.1", self.upstream))
-        with self._lock:
-            self._sockets.append(upstream)
+        upstream = self.connect_upstream()
         upstream.sendall(head)
-        self._spawn(self._pipe, upstream, conn)
-        self._pipe(conn, upstream)
+        self.pipe_both_ways(conn, upstream)
 
     def _block(self, conn: socket.socket) -> None:
         mode = self.mode
@@ -111,37 +86,6 @@ class BlockingProxy:
             head = f"HTTP/1.1 {status} Blocked\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             conn.sendall(head.encode() + body)
         conn.close()
-
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, target):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
-        self._listener.close()
-        with self._lock:
-            sockets, threads = list(self._sockets), list(self._threads)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        for thread in threads:
-            thread.join(5)
 
 
 @pytest.fixture
