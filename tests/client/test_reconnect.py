@@ -72,6 +72,7 @@ def test_checklist_29_reconnect_schedule_and_reset_after_success(phoenix_server)
         delays = [kw["delay"] for kw in log.of("reconnecting")]
         assert delays[:5] == [0.01, 0.02, 0.04, 0.08, 0.08]
         count = len(delays)
+        phoenix_server.wait_for_connections(1)
         phoenix_server.drop_connections()
         log.wait_for("connected", lambda kw: kw["reconnect"], count=2)
         assert log.of("reconnecting")[count]["delay"] == 0.01, "the schedule restarts after a success"

@@ -34,6 +34,7 @@ def test_nothing_connects_before_first_use(holder, phoenix_server):
     client = holder.get()
     assert client.connected and holder.current is client and holder.pid == os.getpid()
     assert holder.get() is client
+    phoenix_server.wait_for_connections(1)  # the server records the connection just after the client sees it
     assert len(opened(phoenix_server)) == 1
 
 
