@@ -112,7 +112,7 @@ def _json_native(annotation: Any) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _plan(model: type) -> _Plan:
-    fields = [f for f in dataclasses.fields(model) if f.init]  # type: ignore[arg-type]
+    fields = [f for f in dataclasses.fields(model) if f.init]
     required = tuple(
         f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
@@ -124,7 +124,7 @@ def _plan(model: type) -> _Plan:
     floats = tuple(f.name for f in fields if hints.get(f.name) is float)
     scalars = tuple(
         (f.name, _SIMPLE[hints[f.name]], hints[f.name].__name__)
-        for f in dataclasses.fields(model)  # type: ignore[arg-type]
+        for f in dataclasses.fields(model)
         if hints.get(f.name) in _SIMPLE
     )
     return _Plan(tuple(f.name for f in fields), required, floats, direct, scalars)

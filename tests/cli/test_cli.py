@@ -28,6 +28,12 @@ def run(*args: str, timeout: float = 60, stdin: str | None = None) -> subprocess
     )
 
 
+def sigint_default() -> None:
+    """Give the child the default SIGINT: a runner started in the background (nohup, `cmd &`)
+    ignores SIGINT, the child would inherit that, and the Ctrl-C tests would time out."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,6 +146,7 @@ def test_listen_keeps_reconnecting_and_exits_cleanly_on_ctrl_c(phoenix_server):
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=sigint_default,
     )
     try:
         cursor = phoenix_server.event_count
@@ -166,6 +173,7 @@ def test_serve_prints_its_url_serves_and_stops_on_ctrl_c():
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=sigint_default,
     )
     try:
         line = process.stdout.readline()
@@ -249,6 +257,7 @@ def test_listen_draws_a_live_status_line_on_a_terminal(phoenix_server):
         stdout=subprocess.PIPE,
         stderr=slave,
         env=env,
+        preexec_fn=sigint_default,
     )
     os.close(slave)
     seen = b""

@@ -294,7 +294,7 @@ def test_a_client_inherited_through_fork_refuses_to_work_in_the_child(rpc: maxsd
             rpc.call("echo", [2])
         except maxsdk.ForkedClientError:
             outcome = b"ForkedClientError"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             outcome = repr(exc).encode()
         rpc.close()
         os.write(write, outcome)

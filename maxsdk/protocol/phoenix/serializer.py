@@ -30,7 +30,7 @@ __all__ = [
 #: A payload ready to be framed: JSON text, or raw bytes for a binary frame.
 EncodedPayload = Union[str, bytes]
 
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated, no ASCII escaping
+_quote = json.encoder.encode_basestring  # C-accelerated, no ASCII escaping
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _loads = json.loads
 
