@@ -76,7 +76,7 @@ def run_threads(threads: int, calls: int, make_call: Callable[[int, int], None])
 def bench_maxsdk(url: str, threads: int, calls: int, warmup: int) -> tuple[list[float], float]:
     import maxsdk
 
-    with maxsdk.JsonRpcClient(url, timeout=30.0, ping_interval=None) as rpc:
+    with maxsdk.JsonRpcClient(url, timeout=30.0, ping_interval=False) as rpc:
 
         def call(index: int, n: int) -> None:
             result = rpc.call("echo", [index, n])

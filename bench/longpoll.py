@@ -54,7 +54,7 @@ def measure(url: str, transport: str, args: argparse.Namespace) -> dict[str, flo
     from maxsdk import Client
 
     results: dict[str, float] = {}
-    with Client(url, transport=transport, timeout=60.0, heartbeat_interval=None) as client:
+    with Client(url, transport=transport, timeout=60.0, heartbeat_interval=False) as client:
         room = client.join("room:bench")
         for _ in range(args.warmup):
             room.push("echo", {"body": "ping"})

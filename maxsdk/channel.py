@@ -15,6 +15,7 @@ from maxsdk.errors import (
     JoinError,
     JoinTimeoutError,
     NotConnectedError,
+    ReplyTimeoutError,
 )
 from maxsdk.models import ModelError, decode_versioned, to_payload
 from maxsdk.presence import Presence
@@ -88,6 +89,7 @@ class Channel:
         self._state_cond = threading.Condition(threading.Lock())
         self._close_watchers: list[Callable[[], None]] = []
         self.join_response: Any = None
+        self._join_waiter: PendingReply | None = None
         #: Who is online on this channel (fed by ``presence_state``/``presence_diff``).
         self.presence = Presence(self)
 
@@ -137,12 +139,85 @@ class Channel:
         if state is ChannelState.JOINED:
             return self
         if state in (ChannelState.JOINING, ChannelState.ERRORED):
+            waiter = self._join_waiter
+            if waiter is not None and not waiter.done():
+                return self._join_result(waiter.wait_outcome(timeout + 1.0), timeout)
             return self._wait_joined(timeout)
+        return self._join_result(self._start_join(timeout).wait_outcome(timeout + 1.0), timeout)
+
+    def join_nowait(self, timeout: float | None = None) -> Channel:
+        """Start joining and return the channel at once (phoenix.js's ``channel.join()``).
+
+        Pushes made meanwhile are buffered and sent, in order, once the
+        channel is joined (each still times out from its own call); handlers
+        can be bound before any event arrives. Connects the client in the
+        background if it was never started. :meth:`wait_joined` blocks for
+        the outcome; a refusal or a timeout closes the channel and fails the
+        buffered pushes with :class:`ChannelClosedError`, as :meth:`join`
+        would have raised.
+
+        Args:
+            timeout: seconds for the join (default: the channel's timeout);
+                also becomes the channel's default timeout.
+
+        Returns:
+            The channel itself (``state`` is ``joining`` until the server answers).
+
+        """
+        timeout = _check_timeout(self.timeout if timeout is None else timeout)
+        self.timeout = timeout
+        client = self._client
+        client._check_process()
+        if client.closed:
+            raise ClientClosedError("the client is closed")
+        if not client._started:
+            client.connect_nowait()
+        if self._core.state in (ChannelState.CLOSED, ChannelState.LEAVING):
+            self._start_join(timeout)
+        return self
+
+    def wait_joined(self, timeout: float | None = None) -> Channel:
+        """Block until the channel is joined; raise as :meth:`join` if the join failed.
+
+        Args:
+            timeout: seconds to wait (default: the channel's timeout). A wait
+                that gives up sooner than the join raises
+                :class:`JoinTimeoutError` and leaves the join going on.
+
+        Raises:
+            JoinError: the server refused the join.
+            JoinTimeoutError: not joined in time.
+            ChannelClosedError: the channel was closed (left, or never joined).
+            ClientClosedError: the client is closed.
+
+        """
+        timeout = _check_timeout(self.timeout if timeout is None else timeout)
+        self._engine.check_blocking_allowed()
+        waiter = self._join_waiter
+        if waiter is not None:
+            try:
+                outcome = waiter.wait_outcome(timeout)
+            except ReplyTimeoutError:
+                raise JoinTimeoutError(self.topic, timeout) from None
+            if outcome.status != "ok" or self._core.state is ChannelState.JOINED:
+                return self._join_result(outcome, waiter.timeout)
+            # Joined once, dropped since: wait for the rejoin below.
+        state = self._core.state
+        if state is ChannelState.JOINED:
+            return self
+        if state in (ChannelState.JOINING, ChannelState.ERRORED):
+            return self._wait_joined(timeout)
+        raise ChannelClosedError(f"channel {self.topic!r} is {state}", topic=self.topic)
+
+    def _start_join(self, timeout: float) -> PendingReply:
         payload = self._serializer.encode_payload(self._join_params())
         waiter = PendingReply(self._engine, self.topic, "phx_join", timeout)
+        self._join_waiter = waiter
         self._core.timeout = timeout
         self._engine.run(lambda session, now: session.join(self._core, payload, now, timeout, waiter))
-        outcome = waiter.wait_outcome(timeout + 1.0)
+        return waiter
+
+    def _join_result(self, outcome: Any, timeout: float) -> Channel:
         if outcome.status == "ok":
             self.join_response = outcome.response
             return self

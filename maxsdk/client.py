@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
@@ -48,7 +48,9 @@ class Client(ClientBase):
         vsn: serializer version, ``"2.0.0"`` (default) or ``"1.0.0"``.
         timeout: default seconds for join, push and leave replies.
         connect_timeout: seconds for one TCP + TLS + upgrade attempt.
-        heartbeat_interval: seconds between heartbeats (``None`` = off).
+        heartbeat_interval: seconds between heartbeats (default 30, as
+            phoenix.js); ``0`` or ``False`` turns heartbeats off, ``None``
+            means the default.
         heartbeat_timeout: seconds to wait for a heartbeat reply before the
             connection is declared dead (default: ``heartbeat_interval``).
         reconnect: reconnect schedule: a :class:`~maxsdk.Backoff`, ``False``
@@ -104,7 +106,7 @@ class Client(ClientBase):
         vsn: str = "2.0.0",
         timeout: float = 10.0,
         connect_timeout: float = 10.0,
-        heartbeat_interval: float | None = 30.0,
+        heartbeat_interval: float | Literal[False] | None = 30.0,
         heartbeat_timeout: float | None = None,
         reconnect: BackoffLike = None,
         rejoin: BackoffLike = None,
@@ -257,6 +259,17 @@ class Client(ClientBase):
     def join(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
         """Create a channel and join it (connecting first if needed); see :meth:`Channel.join`."""
         return self.channel(topic, params, timeout=timeout).join()
+
+    def join_nowait(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
+        """Create a channel and start joining it without waiting; see :meth:`Channel.join_nowait`.
+
+        ::
+
+            room = client.join_nowait("room:lobby")
+            room.push_nowait("new_msg", {"body": "hi"})   # buffered until joined
+            room.wait_joined()                             # raises JoinError if refused
+        """
+        return self.channel(topic, params, timeout=timeout).join_nowait()
 
     # -- misc -----------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ class ClientConfig:
         if unknown:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
         websocket_endpoint(url)  # validates the URL early
+        if "heartbeat_interval" in options:
+            options["heartbeat_interval"] = interval_option("heartbeat_interval", options["heartbeat_interval"], 30.0)
         options["reconnect"] = Backoff.coerce(options.get("reconnect"), default=Backoff.phoenix_reconnect())
         options["rejoin"] = Backoff.coerce(options.get("rejoin"), default=Backoff.phoenix_rejoin())
         if "fatal_statuses" in options:
@@ -121,8 +123,23 @@ class ClientConfig:
         return f"ClientConfig(url={redact_url(self.url)!r}, vsn={self.vsn!r}, timeout={self.timeout:g})"
 
 
+def interval_option(name: str, value: Any, default: float) -> float | None:
+    """A public heartbeat/ping interval: ``None`` = the default, ``0`` or ``False`` = off (``None`` inside).
+
+    Raises:
+        ConfigurationError: not ``None``, ``False``, ``0`` or a positive number.
+
+    """
+    if value is None:
+        return default
+    if value is False or (type(value) in (int, float) and value == 0):
+        return None
+    _positive(name, value)
+    return float(value)
+
+
 def _positive(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:  # NaN fails too
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 from maxsdk import signals
 from maxsdk._client_base import ClientBase
@@ -64,7 +64,8 @@ class ProtocolClient(HandlerEvents, ClientBase):
             raises :class:`~maxsdk.AuthRefusedError`.
         timeout: default seconds for requests and subscriptions.
         connect_timeout: seconds for one connection attempt.
-        ping_interval: seconds between pings (``None`` = none).
+        ping_interval: seconds between pings (default 30); ``0`` or
+            ``False`` turns pings off, ``None`` means the default.
         ping_timeout: seconds to wait for a pong before reconnecting
             (default: ``ping_interval``).
         reconnect: reconnect schedule (:class:`~maxsdk.Backoff`, ``False``,
@@ -96,7 +97,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
         auth: Any = None,
         timeout: float = 10.0,
         connect_timeout: float = 10.0,
-        ping_interval: float | None = 30.0,
+        ping_interval: float | Literal[False] | None = 30.0,
         ping_timeout: float | None = None,
         reconnect: BackoffLike = None,
         resubscribe: BackoffLike = None,

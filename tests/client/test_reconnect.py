@@ -51,7 +51,7 @@ def test_checklist_12_heartbeats_keep_the_connection_past_the_idle_timeout(phoen
 
 def test_idle_timeout_close_1000_is_not_reconnected_by_default(phoenix_server_factory):
     server = phoenix_server_factory(settings=ServerSettings(idle_timeout=0.3))
-    client = fast_client(server.url, heartbeat_interval=None)
+    client = fast_client(server.url, heartbeat_interval=0)
     log = SignalLog(client)
     with client:
         disconnected = log.wait_for("disconnected")
