@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from maxsdk.jsonrpc import Batch, JsonRpcClient
     from maxsdk.outbox import Outbox, OutboxConfig
     from maxsdk.protocol.handler import ProtocolHandler
-    from maxsdk.protocol.jsonfeed import JsonFormat
+    from maxsdk.protocol.jsonfeed import JsonFeedProtocol, JsonFormat
+    from maxsdk.protocol.jsonrpc import JsonRpcProtocol
     from maxsdk.protocol_client import ProtocolClient
     from maxsdk.subscription import Subscription
 
@@ -87,8 +88,10 @@ _LAZY = {
     "Batch": "maxsdk.jsonrpc",
     "BatchResult": "maxsdk.call",
     "JsonClient": "maxsdk.jsonclient",
+    "JsonFeedProtocol": "maxsdk.protocol.jsonfeed",
     "JsonFormat": "maxsdk.protocol.jsonfeed",
     "JsonRpcClient": "maxsdk.jsonrpc",
+    "JsonRpcProtocol": "maxsdk.protocol.jsonrpc",
     "Outbox": "maxsdk.outbox",
     "OutboxConfig": "maxsdk.outbox",
     "PendingCall": "maxsdk.call",
@@ -137,8 +140,10 @@ __all__ = [
     "JoinError",
     "JoinTimeoutError",
     "JsonClient",
+    "JsonFeedProtocol",
     "JsonFormat",
     "JsonRpcClient",
+    "JsonRpcProtocol",
     "LocalProtocolError",
     "MaxsdkError",
     "MaxsdkTimeoutError",

@@ -10,6 +10,7 @@
             batch.notify("notify_hello", [7])
         print(total.result(), batch.results)
         heads = rpc.subscribe(["newHeads"], lambda head: print(head))   # eth_subscribe
+        rpc.subscribe_event("feedUpdated", print)                      # rpc-websockets events
         rpc.on("server_event", lambda params: print(params))
 
 It is a :class:`~maxsdk.ProtocolClient` with the
@@ -27,10 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from maxsdk.call import BatchResult, PendingCall
-from maxsdk.errors import LocalProtocolError, RpcError
+from maxsdk.call import BatchResult, PendingCall, rpc_error
+from maxsdk.errors import ConfigurationError, LocalProtocolError, RpcError, SubscriptionError
 from maxsdk.protocol.handler_session import HandlerSession
-from maxsdk.protocol.jsonrpc import JsonRpcProtocol, encode_json
+from maxsdk.protocol.jsonrpc import EVENT_KEY_PREFIX, JsonRpcProtocol, encode_json
 from maxsdk.protocol_client import ProtocolClient
 from maxsdk.subscription import Subscription
 
@@ -45,10 +46,19 @@ class JsonRpcClient(ProtocolClient):
         string_ids: send string ids (``"000000000001"``...) instead of integers.
         auth_method: with ``auth`` credentials, call this method with them
             as params on every connection (e.g. ``"auth.login"``).
+            (``"rpc.login"`` for rpc-websockets). An error or a ``false``
+            result refuses the login.
         ping_method: a method to call as a keepalive; by default WebSocket
             pings are used.
-        protocol: a customised :class:`~maxsdk.protocol.jsonrpc.JsonRpcProtocol`
-            (overrides the three options above).
+        update_method: the method of the notifications carrying subscription
+            updates, when the server does not use ``eth_subscription`` (e.g.
+            ``"subscription"``). Updates reach the subscription whose id they
+            carry whatever their method; this name makes updates that match
+            no live subscription count as ``unroutable`` (see
+            :meth:`subscribe`).
+        protocol: a customised :class:`~maxsdk.JsonRpcProtocol`, for the
+            rarer options; it carries the four options above itself, so
+            passing both is a :class:`~maxsdk.ConfigurationError`.
         **options: every other option of :class:`~maxsdk.ProtocolClient`
             (``auth``, ``timeout``, ``ping_interval``, ``reconnect``,
             ``resubscribe``, ``subscribe_batch_size``, ``max_pending_requests``,
@@ -63,11 +73,34 @@ class JsonRpcClient(ProtocolClient):
         string_ids: bool = False,
         auth_method: str | None = None,
         ping_method: str | None = None,
+        update_method: str | None = None,
         protocol: JsonRpcProtocol | None = None,
         **options: Any,
     ) -> None:
-        protocol = protocol or JsonRpcProtocol(string_ids=string_ids, auth_method=auth_method, ping_method=ping_method)
+        if protocol is None:
+            updates = ("eth_subscription",) if update_method is None else ("eth_subscription", update_method)
+            protocol = JsonRpcProtocol(
+                string_ids=string_ids, auth_method=auth_method, ping_method=ping_method, update_methods=updates
+            )
+        else:
+            if not isinstance(protocol, JsonRpcProtocol):
+                raise ConfigurationError("protocol must be a maxsdk.JsonRpcProtocol")
+            given = [
+                name
+                for name, value in (
+                    ("string_ids", string_ids),
+                    ("auth_method", auth_method),
+                    ("ping_method", ping_method),
+                    ("update_method", update_method),
+                )
+                if value
+            ]
+            if given:
+                raise ConfigurationError(
+                    f"{', '.join(given)} would be ignored with protocol=: set them on the JsonRpcProtocol instead"
+                )
         super().__init__(url, protocol, **options)
+        self._rpc_protocol = protocol
 
     def call(self, method: str, params: Any = None, *, timeout: float | None = None, durable: bool = False) -> Any:
         """Call ``method`` and block for its result.
@@ -106,13 +139,19 @@ class JsonRpcClient(ProtocolClient):
         *,
         method: str = "eth_subscribe",
         unsubscribe_method: str | None = None,
+        update_method: str | None = None,
         timeout: float | None = None,
     ) -> Subscription:
-        """Open a server subscription (``eth_subscribe`` pattern) and block until it is confirmed.
+        """Open a server subscription (subscription-id pattern) and block until it is confirmed.
 
-        The subscribe call returns an id; updates arrive as
-        ``<ns>_subscription`` notifications carrying it and are handed to
-        ``handler(result)`` (or buffered for :meth:`Subscription.get`).
+        The subscribe call returns an id; updates arrive as notifications
+        ``{"method": <update method>, "params": {"subscription": id, "result": data}}``
+        and the ``result`` of each is handed to ``handler(result)`` (or
+        buffered for :meth:`Subscription.get`). An update reaches the
+        subscription whose id it carries whatever its method name; one that
+        matches no live subscription is delivered to :meth:`on` handlers of
+        its method, counted (``diagnostics().counters["unroutable"]``) and
+        logged once.
         Subscribing twice with the same method and params shares one server
         subscription. After a reconnect the client subscribes again and maps
         the new id to the same :class:`Subscription` (``sub.key`` changes).
@@ -124,7 +163,11 @@ class JsonRpcClient(ProtocolClient):
             method: the subscribe method.
             unsubscribe_method: default: ``method`` with ``subscribe``
                 replaced by ``unsubscribe``.
-            timeout: seconds to wait for the confirmation.
+            update_method: the method of the update notifications, when it is
+                neither ``eth_subscription`` nor the client's ``update_method``.
+            timeout: seconds to wait for the confirmation. A confirmation
+                that arrives after it is undone: the client unsubscribes
+                (``diagnostics().counters["late_subscriptions_undone"]``).
 
         Raises:
             RpcError: the server refused the subscription.
@@ -133,12 +176,61 @@ class JsonRpcClient(ProtocolClient):
         """
         if isinstance(params, str):
             params = [params]
+        if update_method is not None:
+            if type(update_method) is not str or not update_method:
+                raise ConfigurationError("update_method must be a non-empty string")
+            self._rpc_protocol.add_update_method(update_method)
         unsubscribe = unsubscribe_method or method.replace("subscribe", "unsubscribe")
         topic = f"{method}:{encode_json(params)}"
         return ProtocolClient.subscribe(self, topic, handler, args=(method, params, unsubscribe), timeout=timeout)
 
+    def subscribe_event(
+        self,
+        event: str,
+        handler: Callable[[Any], Any] | None = None,
+        *,
+        method: str = "rpc.on",
+        unsubscribe_method: str = "rpc.off",
+        timeout: float | None = None,
+    ) -> Subscription:
+        """Subscribe to a named server event (the rpc-websockets pattern) and block until confirmed.
+
+        Calls ``rpc.on`` with ``[event]``; the server confirms with
+        ``{event: "ok"}`` and then sends ``{"notification": event, "params": ...}``
+        messages, whose ``params`` are handed to ``handler(params)`` (or
+        buffered for :meth:`Subscription.get`). :meth:`Subscription.unsubscribe`
+        calls ``rpc.off``. Subscribed again after every reconnect, like
+        :meth:`subscribe`. For protected events, log in first with
+        ``auth_method="rpc.login"``.
+
+        Raises:
+            SubscriptionError: the server refused (an unknown event: its
+                answer, e.g. ``"provided event invalid"``, is in the error).
+            RpcError: the server answered the call with an error.
+            ReplyTimeoutError: no confirmation in time.
+
+        """
+        if type(event) is not str or not event:
+            raise ConfigurationError("event must be a non-empty string")
+        topic = f"{EVENT_KEY_PREFIX}{event}"
+        args = (method, [event], unsubscribe_method, "event")
+        return ProtocolClient.subscribe(self, topic, handler, args=args, timeout=timeout)
+
     def _subscription_error(self, topic: str) -> Any:
+        if topic.startswith(EVENT_KEY_PREFIX):
+            return _event_error_converter(topic)
         return self.error_converter
+
+
+def _event_error_converter(topic: str) -> Callable[[Any, str], BaseException]:
+    """An error object of the call is an RpcError; an event the server refused is a SubscriptionError."""
+
+    def convert(error: Any, method: str) -> BaseException:
+        if type(error) is dict and type(error.get("code")) is int:
+            return rpc_error(error, method)
+        return SubscriptionError(topic, error)
+
+    return convert
 
 
 class Batch:

@@ -59,6 +59,10 @@ class Diagnostics:
         messages_dropped: messages dropped by the overflow policy.
         stale_dropped: messages dropped because of a stale join_ref.
         last_error: a description of the last connection failure, if any.
+        transport: ``"websocket"`` or ``"longpoll"`` once connected.
+        counters: every counter of the protocol session by name (for the
+            protocol clients: ``unroutable`` updates, ``request_timeouts``,
+            ``late_subscriptions_undone``, ``unknown_replies``...).
 
     """
 
@@ -79,3 +83,4 @@ class Diagnostics:
     stale_dropped: int = 0
     last_error: str | None = None
     transport: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)

@@ -822,6 +822,7 @@ class Engine:
             stale_dropped=counters["stale_dropped"],
             last_error=str(self._last_error) if self._last_error else None,
             transport=self.transport_kind,
+            counters=counters,
         )
 
     def stats(self, outbox_depth: int | None = None, *, advance_window: bool = True) -> Stats:

@@ -34,6 +34,7 @@ from maxsdk.protocol.handler_session import (
     ProtocolErrorReported,
     RawReceived,
     SubscriptionChanged,
+    UnroutableUpdate,
     UpdateReceived,
 )
 from maxsdk.status import ChannelSnapshot
@@ -190,6 +191,14 @@ class HandlerDriver:
             engine.send_signal(signals.message_received, message=item.message)
         elif kind is Authenticated:
             self._authenticated(engine, item)
+        elif kind is UnroutableUpdate:
+            log.warning(
+                "%s: an update %r (subscription %r) matches no live subscription: delivered as a notification"
+                " under its name and counted as unroutable in diagnostics(); later ones named so are not logged",
+                engine.name,
+                item.name,
+                item.key,
+            )
         else:
             return False
         return True

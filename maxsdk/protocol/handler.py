@@ -122,6 +122,9 @@ class Incoming(NamedTuple):
             :class:`~maxsdk.errors.RemoteProtocolError`.
         message: the decoded message as received.
         parts: the classified messages of a :attr:`FrameKind.BATCH`.
+        name: for an update, the name of the notification that carried it
+            (a JSON-RPC method, an event name): an update that matches no live
+            subscription is delivered as a notification under this name.
 
     """
 
@@ -132,6 +135,7 @@ class Incoming(NamedTuple):
     error: Any = None
     message: Any = None
     parts: tuple[Incoming, ...] = ()
+    name: str | None = None
 
 
 class TopicRef(NamedTuple):

@@ -72,8 +72,14 @@ __all__ = [
     "RawReceived",
     "RequestOutcome",
     "SubscriptionChanged",
+    "UnroutableUpdate",
     "UpdateReceived",
 ]
+
+#: How many abandoned subscribe requests are remembered to undo a late confirmation.
+_MAX_ABANDONED = 1024
+#: How many distinct names of unroutable updates are reported (each once).
+_MAX_UNROUTABLE_REPORTS = 64
 
 #: How many times a pong timeout is postponed because other frames keep arriving.
 _MAX_PONG_EXTENSIONS = 3
@@ -150,6 +156,13 @@ class SubscriptionChanged(NamedTuple):
     state: str
     resubscribed: bool
     error: Any
+    key: str | None
+
+
+class UnroutableUpdate(NamedTuple):
+    """The first update named ``name`` that matched no live subscription (reported once per name)."""
+
+    name: str | None
     key: str | None
 
 
@@ -233,6 +246,8 @@ class HandlerSession:
             "errors_received": 0,
             "unknown_messages": 0,
             "resubscribe_failures": 0,
+            "late_subscriptions_undone": 0,
+            "late_subscriptions_adopted": 0,
         }
         self.ids = RequestIds(strings=handler.string_ids)
         self.requests = PendingTable(self.config.max_pending)
@@ -251,6 +266,9 @@ class HandlerSession:
         self._reconnect_reason: str | None = None
         self._sweep_at: float | None = None
         self._batch_size = _batch_size(self.config.subscribe_batch_size, handler.max_subscribe_batch)
+        # Subscribe requests that timed out, by id: a late confirmation is undone (or adopted).
+        self._abandoned: dict[RequestId, list[TopicRef]] = {}
+        self._unroutable_names: set[str | None] = set()
 
     # -- outputs ----------------------------------------------------------------------------
 
@@ -338,6 +356,7 @@ class HandlerSession:
         for sub in self.subscriptions:
             self._deadlines.cancel(("resubscribe", sub.topic))
         self.subscriptions.connection_lost()
+        self._abandoned.clear()  # the server forgot their subscriptions with the connection
 
     def shutdown(self) -> None:
         """The client is closing for good: end every wait and forget every subscription."""
@@ -728,7 +747,10 @@ class HandlerSession:
         request_id = incoming.request_id
         entry = self.requests.pop(request_id) if request_id is not None else None
         if entry is None:
-            if request_id == self._ping_id and request_id is not None:
+            abandoned = self._abandoned.pop(request_id, None) if request_id is not None else None
+            if abandoned is not None:
+                self._late_subscribe_answer(abandoned, incoming, now)
+            elif request_id == self._ping_id and request_id is not None:
                 self._pong(now)
             elif incoming.error is not None:
                 self.counters["errors_received"] += 1
@@ -754,8 +776,14 @@ class HandlerSession:
         key = incoming.topic
         sub = self.subscriptions.route(key) if key is not None else None
         if sub is None:
+            # Counted, reported once per name, and delivered as a notification under its name.
             self.counters["unroutable"] += 1
-            self._emit(NotificationReceived(key, incoming.data, incoming.message))
+            name = incoming.name if incoming.name is not None else key
+            reported = self._unroutable_names
+            if name not in reported and len(reported) < _MAX_UNROUTABLE_REPORTS:
+                reported.add(name)
+                self._emit(UnroutableUpdate(name, key))
+            self._emit(NotificationReceived(name, incoming.data, incoming.message))
             return
         self._emit(UpdateReceived(sub.subscribers, sub.topic, incoming.data, incoming.message))
 
@@ -805,6 +833,7 @@ class HandlerSession:
         if not wanted:
             if result.ok and self.ready:
                 # Abandoned while subscribing: undo it on the server.
+                self.counters["late_subscriptions_undone"] += 1
                 self._send_unsubscribe([TopicRef(sub.topic, sub.args, result.key)], now, 5.0, None)
             return
         if sub.state != SUBSCRIBING:
@@ -813,6 +842,25 @@ class HandlerSession:
             self._subscription_confirmed(sub, result)
         else:
             self._subscription_failed(sub, result.error, now)
+
+    def _late_subscribe_answer(self, refs: list[TopicRef], incoming: Incoming, now: float) -> None:
+        """A subscribe request that timed out was answered after all.
+
+        A resubscription still waiting to be retried adopts the answer; any
+        other confirmed subscription is nobody's any more and is undone on
+        the server (as a Phoenix client leaves a channel whose join timed out).
+        """
+        results = list(self.handler.subscribe_results(refs, incoming))
+        for ref, result in zip(refs, results):
+            if not result.ok:
+                continue
+            sub = self.subscriptions.get(ref.topic)
+            if sub is not None and sub.state == FAILED and sub.args == ref.args:
+                self.counters["late_subscriptions_adopted"] += 1
+                self._subscription_confirmed(sub, result)
+            elif self.ready:
+                self.counters["late_subscriptions_undone"] += 1
+                self._send_unsubscribe([TopicRef(ref.topic, ref.args, result.key)], now, 5.0, None)
 
     def _subscription_confirmed(self, sub: TopicSubscription, result: SubscribeResult) -> None:
         resubscribed = sub.confirmed_once
@@ -875,6 +923,11 @@ class HandlerSession:
         kind = entry.kind
         if kind == "subscribe":
             subs: list[TopicSubscription] = entry.context
+            if self.handler.subscription_confirmation == "reply" and self.connected:
+                abandoned = self._abandoned
+                if len(abandoned) >= _MAX_ABANDONED:
+                    del abandoned[next(iter(abandoned))]
+                abandoned[entry.request_id] = [sub.ref() for sub in subs]
             for sub in subs:
                 if self.subscriptions.get(sub.topic) is sub and sub.state == SUBSCRIBING:
                     self._subscription_failed(sub, "timeout", now)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from maxsdk.errors import ConfigurationError, RemoteProtocolError
+from maxsdk.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from maxsdk.protocol.handler import (
     WEBSOCKET_PING,
     Frame,
@@ -77,6 +77,15 @@ class JsonFormat:
         reconnect: the pattern of a "reconnect now" message (maintenance).
         max_batch: the most topics per subscribe message (``None``: no limit).
         string_ids: send string ids instead of integers.
+        constant_fields: fields added to every message we send, e.g.
+            ``{"jsonrpc": "2.0"}`` for a JSON-RPC-shaped feed (they never
+            override the op, args or id fields).
+
+    The default keepalive and reconnect messages (:attr:`ping`, :attr:`pong`,
+    :attr:`server_ping`, :attr:`pong_reply`, :attr:`reconnect`) are written
+    with :attr:`op_field`: ``JsonFormat(op_field="method")`` pings with
+    ``{"method": "ping"}`` and expects ``{"method": "pong"}``. Give a pattern
+    to override one, or ``None`` to turn it off.
 
     """
 
@@ -94,19 +103,35 @@ class JsonFormat:
     subscription_confirmation: Literal["reply", "control", "none"] = "reply"
     subscribed: Pattern | None = None
     subscribe_error: Pattern | None = None
-    ping: Pattern | None = field(default_factory=lambda: {"op": "ping"})
-    pong: Pattern | None = field(default_factory=lambda: {"op": "pong"})
+    ping: Pattern | None = field(default_factory=lambda: _OpDefault("ping"))
+    pong: Pattern | None = field(default_factory=lambda: _OpDefault("pong"))
     websocket_pings: bool = False
-    server_ping: Pattern | None = field(default_factory=lambda: {"op": "ping"})
-    pong_reply: Pattern | None = field(default_factory=lambda: {"op": "pong"})
+    server_ping: Pattern | None = field(default_factory=lambda: _OpDefault("ping"))
+    pong_reply: Pattern | None = field(default_factory=lambda: _OpDefault("pong"))
     auth_op: str | None = "auth"
     auth_ok: Pattern | None = None
     auth_failed: Pattern | None = None
-    reconnect: Pattern | None = field(default_factory=lambda: {"op": "reconnect"})
+    reconnect: Pattern | None = field(default_factory=lambda: _OpDefault("reconnect"))
     max_batch: int | None = None
     string_ids: bool = False
+    constant_fields: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("ping", "pong", "server_ping", "pong_reply", "reconnect"):
+            value = getattr(self, name)
+            if type(value) is _OpDefault:
+                object.__setattr__(self, name, {self.op_field: value.op})
+            elif value is not None and not isinstance(value, Mapping):
+                raise ConfigurationError(f"{name} must be a mapping (a message pattern) or None")
+        if not isinstance(self.constant_fields, Mapping) or not all(type(k) is str for k in self.constant_fields):
+            raise ConfigurationError("constant_fields must be a mapping of field names to JSON values")
+        reserved = {self.op_field, self.args_field, self.id_field} & set(self.constant_fields)
+        if reserved:
+            raise ConfigurationError(f"constant_fields cannot set {', '.join(sorted(map(str, reserved)))}")
+        try:
+            encode_json(dict(self.constant_fields))
+        except LocalProtocolError as exc:
+            raise ConfigurationError(f"constant_fields must be JSON values: {exc}") from None
         if self.topics_as not in ("list", "string"):
             raise ConfigurationError("topics_as must be 'list' or 'string'")
         if self.subscription_confirmation not in ("reply", "control", "none"):
@@ -150,7 +175,8 @@ class JsonFeedProtocol(ProtocolHandler):
 
     def _op(self, op: str, args: Any, request_id: RequestId | None) -> str:
         fmt = self.format
-        message: dict[str, Any] = {fmt.op_field: op}
+        message: dict[str, Any] = dict(fmt.constant_fields) if fmt.constant_fields else {}
+        message[fmt.op_field] = op
         if args is not None:
             message[fmt.args_field] = args
         if request_id is not None and self._id is not None:
@@ -198,13 +224,14 @@ class JsonFeedProtocol(ProtocolHandler):
         """The configured ping message, a WebSocket ping, or none."""
         fmt = self.format
         if fmt.ping is not None:
-            return encode_json(dict(fmt.ping))
+            return encode_json({**fmt.constant_fields, **fmt.ping})
         return WEBSOCKET_PING if fmt.websocket_pings else None
 
     def pong(self, incoming: Incoming) -> Frame | None:
         """The configured answer to a server ping."""
-        reply = self.format.pong_reply
-        return encode_json(dict(reply)) if reply is not None else None
+        fmt = self.format
+        reply = fmt.pong_reply
+        return encode_json({**fmt.constant_fields, **reply}) if reply is not None else None
 
     # -- incoming --------------------------------------------------------------------------
 
@@ -250,6 +277,14 @@ class JsonFeedProtocol(ProtocolHandler):
     def reconnect_reason(self, incoming: Incoming) -> str | None:
         """``"server_requested_reconnect"`` for a message matching ``reconnect``."""
         return "server_requested_reconnect" if incoming.data == "reconnect" else None
+
+
+class _OpDefault(dict):  # type: ignore[type-arg]
+    """A default keepalive pattern, rewritten with the format's ``op_field`` once it is known."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__(op=op)
+        self.op = op
 
 
 def _matches(message: Mapping[str, Any], pattern: Pattern) -> bool:

@@ -12,11 +12,24 @@ The client side of the JSON-RPC 2.0 specification (https://www.jsonrpc.org/speci
   reported as such. Anything else malformed is a protocol error: counted and
   reported, and the request it names (if any) fails at once;
 * ids are strings or integers, unique and increasing;
-* server subscriptions in the ``eth_subscribe`` pattern: a subscribe call
-  returns a subscription id, updates arrive as notifications
-  ``{"method": "<ns>_subscription", "params": {"subscription": id, "result": data}}``,
-  an unsubscribe call ends it. Other server notifications are delivered by
-  method name.
+* server subscriptions, in two styles:
+
+  - **subscription ids** (the ``eth_subscribe`` pattern): a subscribe call
+    returns a subscription id, updates arrive as notifications carrying it,
+    ``{"method": "eth_subscription", "params": {"subscription": id, "result": data}}``,
+    and an unsubscribe call with the id ends it. An update reaches the live
+    subscription its id names *whatever the notification's method* (servers
+    use ``eth_subscription``, ``subscription``, ``<ns>_subscription``...);
+    one that names no live subscription is counted (``unroutable``) and
+    delivered as a notification under its method;
+  - **named events** (the rpc-websockets pattern): ``rpc.on`` with
+    ``[event]`` subscribes (the result maps each event to ``"ok"``), the
+    server sends ``{"notification": event, "params": ...}`` (no ``jsonrpc``
+    member), ``rpc.off`` ends it.
+
+  Other server notifications are delivered by method name. Method names
+  starting with ``rpc.`` are reserved by the specification *for extensions*
+  (``rpc.on``, ``rpc.login``, ``rpc.discover``...) and are sent like any other.
 
 JSON-RPC has no ping message: liveness uses WebSocket pings unless a
 ``ping_method`` is given.
@@ -28,7 +41,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from maxsdk.errors import LocalProtocolError, RemoteProtocolError
+from maxsdk.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from maxsdk.protocol.handler import (
     WEBSOCKET_PING,
     Frame,
@@ -40,7 +53,12 @@ from maxsdk.protocol.handler import (
     TopicRef,
 )
 
-__all__ = ["JsonRpcProtocol", "encode_json"]
+__all__ = ["EVENT_KEY_PREFIX", "JsonRpcProtocol", "encode_json"]
+
+#: The subscription key of a named-event subscription is this prefix plus the event name.
+EVENT_KEY_PREFIX = "event:"
+#: rpc-websockets answers these for an event it subscribed (or had already subscribed).
+_EVENT_OK = ("ok", "socket has already been subscribed to event")
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -81,11 +99,19 @@ class JsonRpcProtocol(ProtocolHandler):
     Args:
         string_ids: send string ids (``"000000000001"``...) instead of integers.
         auth_method: with credentials, call this method with them as params
-            on every connection (success unless it answers with an error).
+            on every connection (e.g. ``"auth.login"``, rpc-websockets'
+            ``"rpc.login"``); the login is refused when the server answers
+            with an error or with the result ``false``.
         ping_method: a method to call as a ping (its reply is the pong);
             ``None`` uses WebSocket pings.
-        subscription_suffix: the ending of notification methods that carry
-            subscription updates (``eth_subscription``).
+        update_methods: the methods of the notifications that carry
+            subscription updates (default ``("eth_subscription",)``). Updates
+            are routed by the subscription id they carry, whatever their
+            method; these names only make an update that matches no live
+            subscription count as ``unroutable`` even when its params are not
+            the usual ``{"subscription": ..., "result": ...}`` object.
+        subscription_suffix: notifications whose method ends with it are
+            update methods too (``parity_subscription``...).
 
     """
 
@@ -99,12 +125,30 @@ class JsonRpcProtocol(ProtocolHandler):
         string_ids: bool = False,
         auth_method: str | None = None,
         ping_method: str | None = None,
+        update_methods: Sequence[str] = ("eth_subscription",),
         subscription_suffix: str = "_subscription",
     ) -> None:
-        self.string_ids = string_ids
+        for name, value in (("auth_method", auth_method), ("ping_method", ping_method)):
+            if value is not None and (type(value) is not str or not value):
+                raise ConfigurationError(f"{name} must be a non-empty string or None")
+        if isinstance(update_methods, str) or not all(type(m) is str and m for m in update_methods):
+            raise ConfigurationError("update_methods must be a sequence of method names")
+        if type(subscription_suffix) is not str:
+            raise ConfigurationError("subscription_suffix must be a string")
+        self.string_ids = bool(string_ids)
         self.auth_method = auth_method
         self.ping_method = ping_method
+        self.update_methods = frozenset(update_methods)
         self.subscription_suffix = subscription_suffix
+
+    def add_update_method(self, method: str) -> None:
+        """Treat ``method`` as an update notification too (see ``update_methods``)."""
+        self.update_methods = self.update_methods | {method}
+
+    def is_update_method(self, method: str) -> bool:
+        """Whether notifications named ``method`` carry subscription updates."""
+        suffix = self.subscription_suffix
+        return method in self.update_methods or (bool(suffix) and method.endswith(suffix))
 
     # -- outgoing --------------------------------------------------------------------------
 
@@ -124,14 +168,19 @@ class JsonRpcProtocol(ProtocolHandler):
         return "[" + ",".join(messages) + "]"
 
     def subscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame:
-        """One subscribe call per topic (``args`` = ``(method, params, unsubscribe_method)``), batched if several."""
+        """One subscribe call per topic, batched if several.
+
+        A topic's ``args`` are ``(method, params, unsubscribe_method)`` for a
+        subscription-id subscription, with a fourth item ``"event"`` for a
+        named-event one.
+        """
         calls = [self._message(rid, ref.args[0], ref.args[1], True) for rid, ref in zip(request_ids, topics)]
         return calls[0] if len(calls) == 1 else "[" + ",".join(calls) + "]"
 
     def unsubscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame | None:
-        """One unsubscribe call per topic with its subscription id as the only param."""
+        """One unsubscribe call per topic: the subscription id as the only param, or the event names."""
         calls = [
-            self._message(rid, ref.args[2], [ref.key], True)
+            self._message(rid, ref.args[2], ref.args[1] if _is_event(ref) else [ref.key], True)
             for rid, ref in zip(request_ids, topics)
             if ref.key is not None
         ]
@@ -140,9 +189,11 @@ class JsonRpcProtocol(ProtocolHandler):
         return calls[0] if len(calls) == 1 else "[" + ",".join(calls) + "]"
 
     def subscribe_results(self, topics: Sequence[TopicRef], incoming: Incoming) -> Sequence[SubscribeResult]:
-        """The result of a subscribe call is the subscription id."""
+        """The result of a subscribe call: the subscription id, or ``{event: "ok"}`` for an event."""
         if incoming.error is not None:
             return [SubscribeResult(False, None, incoming.error)]
+        if topics and _is_event(topics[0]):
+            return [_event_result(topics[0], incoming.data)]
         key = incoming.data
         if type(key) is not str and type(key) is not int:
             return [SubscribeResult(False, None, {"code": None, "message": f"not a subscription id: {key!r}"})]
@@ -154,6 +205,12 @@ class JsonRpcProtocol(ProtocolHandler):
             return None
         return self._message(request_id, self.auth_method, credentials, True)
 
+    def auth_result(self, incoming: Incoming, request_id: RequestId) -> bool | None:
+        """The reply to the auth call: refused if it is an error or the result ``false``."""
+        if incoming.kind is _REPLY and incoming.request_id == request_id:
+            return incoming.error is None and incoming.data is not False
+        return None
+
     def ping(self, request_id: RequestId) -> Frame | None:
         """Call ``ping_method`` if configured, else WebSocket pings."""
         if self.ping_method is None:
@@ -163,8 +220,8 @@ class JsonRpcProtocol(ProtocolHandler):
     def _message(self, request_id: RequestId | None, method: str, params: Any, with_id: bool) -> str:
         if type(method) is not str:
             raise LocalProtocolError(f"a JSON-RPC method must be a string, not {type(method).__name__}")
-        if method.startswith("rpc."):
-            raise LocalProtocolError(f"method names starting with 'rpc.' are reserved ({method!r})")
+        if not method:
+            raise LocalProtocolError("a JSON-RPC method name cannot be empty")
         head = f'{{"jsonrpc":"2.0","method":{encode_json(method)}'
         if params is not None:
             if not isinstance(params, (list, tuple, dict)):
@@ -197,6 +254,8 @@ class JsonRpcProtocol(ProtocolHandler):
         if type(request_id) is not str and type(request_id) is not int and request_id is not None:
             return _invalid(message, None, f"invalid id {request_id!r} (must be a string, an integer or null)")
         if message.get("jsonrpc") != "2.0":
+            if "notification" in message and "id" not in message:
+                return self._classify_event(message)
             return _invalid(message, request_id, 'missing or wrong "jsonrpc" member (must be "2.0")')
         if "method" in message:
             return self._classify_server_message(message)
@@ -220,10 +279,40 @@ class JsonRpcProtocol(ProtocolHandler):
         if type(method) is not str:
             return _invalid(message, None, "a notification method must be a string")
         params = message.get("params")
-        if method.endswith(self.subscription_suffix) and type(params) is dict and "subscription" in params:
-            return Incoming(_UPDATE, None, str(params["subscription"]), params.get("result"), None, message)
+        if type(params) is dict and "subscription" in params and "id" not in message:
+            key = params["subscription"]
+            if type(key) is str or type(key) is int:
+                # Routed by its id whatever the method; the session falls back to the name.
+                return Incoming(_UPDATE, None, str(key), params.get("result"), None, message, name=method)
+        if self.is_update_method(method):
+            # An update method without a usable subscription id: it can reach no subscription.
+            return Incoming(_UPDATE, None, None, params, None, message, name=method)
         # A request from the server (it has an id) is delivered like a notification.
         return Incoming(_NOTIFICATION, message.get("id"), method, params, None, message)
+
+    def _classify_event(self, message: dict[str, Any]) -> Incoming:
+        """An rpc-websockets event: ``{"notification": name, "params": ...}``."""
+        name = message["notification"]
+        if type(name) is not str or not name:
+            return _invalid(message, None, "an event notification must name its event with a string")
+        return Incoming(_UPDATE, None, EVENT_KEY_PREFIX + name, message.get("params"), None, message, name=name)
+
+
+def _is_event(ref: TopicRef) -> bool:
+    args = ref.args
+    return type(args) is tuple and len(args) > 3 and args[3] == "event"
+
+
+def _event_result(ref: TopicRef, data: Any) -> SubscribeResult:
+    """rpc-websockets' ``rpc.on`` answer: ``{event: "ok" | reason}`` for each event asked for."""
+    events = ref.args[1]
+    if type(data) is not dict:
+        return SubscribeResult(False, None, {"code": None, "message": f"unexpected rpc.on result: {data!r}"[:200]})
+    for event in events:
+        answer = data.get(event)
+        if answer not in _EVENT_OK:
+            return SubscribeResult(False, None, {"code": None, "message": f"event {event!r}: {answer!r}"[:200]})
+    return SubscribeResult(True, EVENT_KEY_PREFIX + events[0])
 
 
 def _invalid(message: Any, request_id: Any, why: str) -> Incoming:

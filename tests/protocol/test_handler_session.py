@@ -459,7 +459,7 @@ def test_jsonrpc_refuses_to_send_what_the_spec_forbids() -> None:
     with pytest.raises(LocalProtocolError):
         protocol.request(1, "m", "bar")
     with pytest.raises(LocalProtocolError):
-        protocol.request(1, "rpc.discover", None)
+        protocol.request(1, "", None)
     with pytest.raises(LocalProtocolError):
         protocol.request(1, "m", [float("nan")])
     with pytest.raises(LocalProtocolError):
