@@ -29,6 +29,8 @@ TEST_REQUIRES = [
     "hypothesis>=6.90",
     "responses>=0.24",
     "trustme>=1.1",
+    # A third-party JSON-RPC 2.0 server implementation for the interop tests (tests/interop).
+    "json-rpc>=1.15",
     # The integrations and their example apps (a gunicorn run with two workers).
     *DJANGO_REQUIRES,
     *FLASK_REQUIRES,
