@@ -14,7 +14,7 @@ EPILOG = """examples:
   maxsdk serve --port 0             # any free port (printed)
   maxsdk serve --token secret       # require ?token=secret
 
-channels: room:* (echo, echo_error, shout, flood, presence...), echo:* (echoes
+channels: room:* (new_msg, echo, echo_error, shout, flood, presence...), echo:* (echoes
 every event), ticker:* (pushes "tick" every interval_ms).
 """
 

@@ -7,7 +7,8 @@ Routes (see ``tests/golden/README.md``):
   under the ``user_id`` connect param (``"anon"`` without one): the
   ``presence_diff`` broadcast comes first, then the ``presence_state`` push.
   Events: ``echo``, ``echo_error``, ``noreply``, ``slow`` (``{"ms": N}``),
-  ``shout`` (broadcast), ``crash``, ``binary_echo``, ``push_binary``, ``flood``
+  ``shout`` (broadcast), ``new_msg`` (broadcast and reply ok: the chat event of
+  the README), ``crash``, ``binary_echo``, ``push_binary``, ``flood``
   (``{"n": N, "size": S}``), ``kick_me`` (socket-id disconnect), ``drop_me``
   (connection dropped without close frame), ``close_channel``,
   ``close_channel_reply``, ``presence_update`` (``update`` of the tracked
@@ -121,6 +122,14 @@ class RoomChannel(Channel):
 
     def _on_shout(self, payload: Any, socket: ChannelSocket) -> Reply:
         socket.broadcast("shout", payload)
+        return ok()
+
+    def _on_new_msg(self, payload: Any, socket: ChannelSocket) -> Reply:
+        # The chat event of Phoenix's channel guide (and of our README): broadcast to the
+        # topic, the sender included; the reply lets a blocking push() return.
+        if not isinstance(payload, dict):
+            return error({"reason": "payload must be an object"})
+        socket.broadcast("new_msg", payload)
         return ok()
 
     def _on_crash(self, payload: Any, socket: ChannelSocket) -> Reply:
