@@ -21,9 +21,12 @@ class Stats:
         window: seconds covered by the rates.
         frames_in / frames_out / bytes_in / bytes_out: totals since start.
         messages_in_per_s / messages_out_per_s: frames per second over the window.
+        bytes_in_per_s / bytes_out_per_s: payload bytes per second over the window.
         messages_by_event: channel messages delivered to handlers, per event.
         replies_by_status: push outcomes per status (``ok``, ``error``,
             custom, ``timeout``, ``lost``).
+        messages_by_topic: channel messages delivered to handlers, per channel topic.
+        replies_by_topic: push outcomes per channel topic, then per status.
         push_latency_p50 / p95 / p99: push→reply latency percentiles (seconds, ±12 %).
         push_latency_max: the slowest reply seen.
         timeouts: pushes that timed out.
@@ -32,6 +35,7 @@ class Stats:
         reconnects / connect_failures: connection history.
         connected_seconds / disconnected_seconds: time spent in each.
         heartbeat_rtt / heartbeat_rtt_smoothed: last and EWMA heartbeat round trip.
+        heartbeat_timeouts: connections closed because a heartbeat went unanswered.
         dispatch_queue_depth / messages_dropped: the dispatcher's queue and overflow drops.
         pending_pushes: pushes awaiting replies.
         outbox_depth: messages waiting in the durable outbox (``None`` without one).
@@ -47,8 +51,12 @@ class Stats:
     bytes_out: int
     messages_in_per_s: float
     messages_out_per_s: float
+    bytes_in_per_s: float = 0.0
+    bytes_out_per_s: float = 0.0
     messages_by_event: dict[str, int] = field(default_factory=dict)
     replies_by_status: dict[str, int] = field(default_factory=dict)
+    messages_by_topic: dict[str, int] = field(default_factory=dict)
+    replies_by_topic: dict[str, dict[str, int]] = field(default_factory=dict)
     push_latency_p50: float | None = None
     push_latency_p95: float | None = None
     push_latency_p99: float | None = None
@@ -62,6 +70,7 @@ class Stats:
     disconnected_seconds: float = 0.0
     heartbeat_rtt: float | None = None
     heartbeat_rtt_smoothed: float | None = None
+    heartbeat_timeouts: int = 0
     dispatch_queue_depth: int = 0
     messages_dropped: int = 0
     pending_pushes: int = 0

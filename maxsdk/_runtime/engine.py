@@ -142,7 +142,7 @@ class Engine:
         #: A human-readable explanation of the current state.
         self.status_reason = "not started"
         self._state_since = _monotonic()
-        self._last_stats = (self._state_since, 0, 0, 0)
+        self._last_stats = (self._state_since, 0, 0, 0, 0, 0)
         self._dispatcher: Dispatcher | None = None
         self._timer: Timer | None = None
         if driver_factory is None:
@@ -433,7 +433,7 @@ class Engine:
             if waiter is None:
                 continue
             if outcome.event not in _CONTROL_EVENTS:
-                observe(outcome.status, now - waiter.created)
+                observe(outcome.status, now - waiter.created, waiter.topic)
             for callback in waiter._complete(outcome):
                 self.call_soon(callback, waiter)
 
@@ -836,10 +836,10 @@ class Engine:
         with self._lock:
             counters = dict(self._session.counters)
             pending = self._session.pending_count
-            since, frames_in, frames_out, errors_before = self._last_stats
+            since, frames_in, frames_out, bytes_in, bytes_out, errors_before = self._last_stats
             errors = metrics.errors + counters.get("protocol_errors", 0)
             if advance_window:
-                self._last_stats = (now, self.frames_in, self.frames_out, errors)
+                self._last_stats = (now, self.frames_in, self.frames_out, self.bytes_in, self.bytes_out, errors)
         window = max(now - since, 1e-9)
         latency = metrics.push_latency
         connected, disconnected = metrics.connected_seconds, metrics.disconnected_seconds
@@ -858,8 +858,12 @@ class Engine:
             bytes_out=self.bytes_out,
             messages_in_per_s=(self.frames_in - frames_in) / window,
             messages_out_per_s=(self.frames_out - frames_out) / window,
+            bytes_in_per_s=(self.bytes_in - bytes_in) / window,
+            bytes_out_per_s=(self.bytes_out - bytes_out) / window,
             messages_by_event=dict(metrics.messages_by_event),
             replies_by_status=dict(metrics.replies_by_status),
+            messages_by_topic=dict(metrics.messages_by_topic),
+            replies_by_topic={topic: dict(by_status) for topic, by_status in list(metrics.replies_by_topic.items())},
             push_latency_p50=latency.percentile(0.5),
             push_latency_p95=latency.percentile(0.95),
             push_latency_p99=latency.percentile(0.99),
@@ -873,6 +877,7 @@ class Engine:
             disconnected_seconds=disconnected,
             heartbeat_rtt=metrics.heartbeat_rtt_last,
             heartbeat_rtt_smoothed=metrics.heartbeat_rtt_smoothed,
+            heartbeat_timeouts=counters.get("heartbeat_timeouts", 0),
             dispatch_queue_depth=dispatcher.depth if dispatcher else 0,
             messages_dropped=dispatcher.dropped_total if dispatcher else 0,
             pending_pushes=pending,

@@ -65,6 +65,9 @@ class Metrics:
         self.push_latency = LatencyHistogram()
         self.replies_by_status: Counter[str] = Counter()
         self.messages_by_event: Counter[str] = Counter()
+        #: Per channel (topic): messages delivered, and push outcomes by status.
+        self.messages_by_topic: Counter[str] = Counter()
+        self.replies_by_topic: dict[str, Counter[str]] = {}
         self.heartbeat_rtt_last: float | None = None
         self.heartbeat_rtt_smoothed: float | None = None
         self.connected_seconds = 0.0
@@ -77,9 +80,19 @@ class Metrics:
         previous = self.heartbeat_rtt_smoothed
         self.heartbeat_rtt_smoothed = rtt if previous is None else previous + 0.2 * (rtt - previous)
 
-    def observe_reply(self, status: str, latency: float) -> None:
-        """Record a push outcome and its latency (replies only)."""
+    def observe_message(self, topic: str, event: str) -> None:
+        """Record a channel message delivered to the handlers."""
+        self.messages_by_event[event] += 1
+        self.messages_by_topic[topic] += 1
+
+    def observe_reply(self, status: str, latency: float, topic: str | None = None) -> None:
+        """Record a push outcome and its latency (replies only), per channel when ``topic`` is given."""
         self.replies_by_status[status] += 1
+        if topic is not None:
+            by_status = self.replies_by_topic.get(topic)
+            if by_status is None:
+                by_status = self.replies_by_topic[topic] = Counter()
+            by_status[status] += 1
         if status not in ("timeout", "lost", "closed", "client_closed"):
             self.push_latency.observe(latency)
         if status in ("error", "timeout", "lost"):

@@ -78,7 +78,7 @@ class PhoenixDriver:
         """Deliver channel messages and state changes (dispatcher thread)."""
         kind = type(item)
         if kind is ChannelMessage:
-            engine.metrics.messages_by_event[item.message.event] += 1
+            engine.metrics.observe_message(item.message.topic, item.message.event)
             item.owner._deliver(item.message, item.join_ref)
             return True
         if kind is ChannelStateChanged:
