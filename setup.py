@@ -11,6 +11,8 @@ exec((HERE / "maxsdk" / "_version.py").read_text(encoding="utf-8"), ABOUT)
 PROMETHEUS_REQUIRES = ["prometheus-client>=0.17"]
 DJANGO_REQUIRES = ["django>=4.2"]
 FLASK_REQUIRES = ["flask>=2.3"]
+# SOCKS proxies: websocket-client speaks SOCKS through python-socks, requests (long-poll) through PySocks.
+SOCKS_REQUIRES = ["python-socks>=2.4", "PySocks>=1.7.1"]
 DOCS_REQUIRES = [
     "sphinx>=7",
     "furo>=2024.1.29",
@@ -29,6 +31,9 @@ TEST_REQUIRES = [
     "hypothesis>=6.90",
     "responses>=0.24",
     "trustme>=1.1",
+    # tests/contrib reads the alert rules (YAML).
+    "pyyaml>=6",
+    *SOCKS_REQUIRES,
     # A third-party JSON-RPC 2.0 server implementation for the interop tests (tests/interop).
     "json-rpc>=1.15",
     # The integrations and their example apps (a gunicorn run with two workers).
@@ -79,6 +84,7 @@ setup(
         "lint": LINT_REQUIRES,
         "docs": DOCS_REQUIRES,
         "prometheus": PROMETHEUS_REQUIRES,
+        "socks": SOCKS_REQUIRES,
         "django": DJANGO_REQUIRES,
         "flask": FLASK_REQUIRES,
         "dev": sorted(set(TEST_REQUIRES + LINT_REQUIRES + DOCS_REQUIRES + ["tox>=4"])),

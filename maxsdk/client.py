@@ -82,7 +82,9 @@ class Client(ClientBase):
         ca_file: a CA bundle to verify against.
         ssl_context: a ready ``ssl.SSLContext`` (overrides the two above).
         origin: an ``Origin`` header to send (none by default).
-        proxy: an HTTP proxy, ``http://[user:pass@]host:port``.
+        proxy: a proxy for both transports: ``http://[user:pass@]host:port``, or
+            ``socks5://``, ``socks5h://`` (the proxy resolves host names),
+            ``socks4://``, ``socks4a://`` with the ``socks`` extra.
         close_timeout: seconds :meth:`close` spends leaving and closing.
         transport: ``"websocket"`` (default), ``"longpoll"`` (Phoenix's HTTP
             long-poll transport, for networks that block WebSockets) or

@@ -113,9 +113,7 @@ class ClientConfig:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigurationError(f"{name} must be a positive int or None")
         if self.proxy is not None:
-            parts = urlsplit(self.proxy)
-            if parts.scheme not in ("http", "") or not parts.hostname:
-                raise ConfigurationError("proxy must look like http://host:port")
+            _check_proxy(self.proxy, self.transport)
 
     def __repr__(self) -> str:
         from maxsdk.endpoint import redact_url
@@ -153,3 +151,22 @@ def make_ssl_context(config: ClientConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+#: Proxy URL schemes: an HTTP CONNECT proxy, or SOCKS (``socks5h``/``socks4a``: the proxy resolves the host name).
+PROXY_SCHEMES = ("http", "socks5", "socks5h", "socks4", "socks4a")
+
+
+def _check_proxy(proxy: str, transport: str) -> None:
+    """Refuse a proxy URL we cannot use, and a SOCKS proxy whose libraries are missing, at construction."""
+    parts = urlsplit(proxy)
+    if parts.scheme not in (*PROXY_SCHEMES, "") or not parts.hostname:
+        raise ConfigurationError("proxy must look like http://host:port or socks5://host:port")
+    if not parts.scheme.startswith("socks"):
+        return
+    import importlib.util
+
+    # websocket-client speaks SOCKS through python-socks; requests (long-poll) through PySocks.
+    needed = {"websocket": ["python_socks"], "longpoll": ["socks"]}.get(transport, ["python_socks", "socks"])
+    if any(importlib.util.find_spec(module) is None for module in needed):
+        raise ConfigurationError("SOCKS proxies need the socks extra: pip install 'maxsdk[socks]'")

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from maxsdk import signals
 from maxsdk._runtime.connector import TransportSelector
@@ -644,6 +644,7 @@ class Engine:
             ssl_context=make_ssl_context(config) if url.startswith("wss:") else None,
             max_message_size=config.max_message_size,
             proxy=_proxy_tuple(config.proxy),
+            proxy_type=_proxy_type(config.proxy),
         )
         redacted = redact_url(url)
         log.debug("%s: connecting to %s", self.name, redacted)
@@ -900,8 +901,14 @@ def _proxy_tuple(proxy: str | None) -> tuple[str, int, tuple[str, str] | None] |
     if proxy is None:
         return None
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    return (parts.hostname or "", parts.port or 8080, auth)
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    return (parts.hostname or "", parts.port or (1080 if parts.scheme.startswith("socks") else 8080), auth)
+
+
+def _proxy_type(proxy: str | None) -> str:
+    """``http`` or the SOCKS flavour named by the proxy URL's scheme (websocket-client's ``proxy_type``)."""
+    scheme = urlsplit(proxy).scheme if proxy is not None and "://" in proxy else "http"
+    return scheme or "http"
 
 
 def _excerpt(frame: str | bytes, limit: int = 200) -> str:

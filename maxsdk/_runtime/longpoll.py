@@ -154,7 +154,7 @@ class LongPollTransport:
         # The environment (HTTP(S)_PROXY, NO_PROXY) is read once per connection, not per request:
         # requests' per-request lookups (proxies, .netrc) cost more than a local round trip.
         self._http.trust_env = False
-        self._proxies = _proxies(options.proxy) or requests.utils.get_environ_proxies(url)
+        self._proxies = _proxies(options.proxy, options.proxy_type) or requests.utils.get_environ_proxies(url)
         self._polling: requests.PreparedRequest | None = None
         self._headers = {name: value for name, value in options.headers}
         if options.origin is not None:
@@ -494,13 +494,22 @@ class _TrackedHTTPSConnection(HTTPSConnection):
         super().close()
 
 
-def _pool_classes(tracker: _Tracker) -> dict[str, type[HTTPConnectionPool]]:
-    """Connection pool classes whose connections report to ``tracker``."""
-    http = type("LongPollHTTPConnection", (_TrackedHTTPConnection,), {"tracker": tracker})
-    https = type("LongPollHTTPSConnection", (_TrackedHTTPSConnection,), {"tracker": tracker})
+def _pool_classes(tracker: _Tracker, *, socks: bool = False) -> dict[str, type[HTTPConnectionPool]]:
+    """Connection pool classes whose connections report to ``tracker`` (through a SOCKS proxy if ``socks``)."""
+    http_bases: tuple[type, ...] = (_TrackedHTTPConnection,)
+    https_bases: tuple[type, ...] = (_TrackedHTTPSConnection,)
+    pools: tuple[type[HTTPConnectionPool], type[HTTPConnectionPool]] = (HTTPConnectionPool, HTTPSConnectionPool)
+    if socks:
+        from urllib3.contrib import socks as urllib3_socks  # needs PySocks (the socks extra)
+
+        http_bases += (urllib3_socks.SOCKSConnection,)
+        https_bases += (urllib3_socks.SOCKSHTTPSConnection,)
+        pools = (urllib3_socks.SOCKSHTTPConnectionPool, urllib3_socks.SOCKSHTTPSConnectionPool)
+    http = type("LongPollHTTPConnection", http_bases, {"tracker": tracker})
+    https = type("LongPollHTTPSConnection", https_bases, {"tracker": tracker})
     return {
-        "http": type("LongPollHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
-        "https": type("LongPollHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        "http": type("LongPollHTTPPool", (pools[0],), {"ConnectionCls": http}),
+        "https": type("LongPollHTTPSPool", (pools[1],), {"ConnectionCls": https}),
     }
 
 
@@ -508,6 +517,7 @@ class _Adapter(HTTPAdapter):
     """Tracked connections, and TLS from the client's ``ssl.SSLContext`` (the WebSocket path's)."""
 
     def __init__(self, tracker: _Tracker, ssl_context: ssl.SSLContext | None) -> None:
+        self._tracker = tracker
         self._pool_classes = _pool_classes(tracker)
         self._ssl_context = ssl_context
         super().__init__(max_retries=0)
@@ -522,7 +532,8 @@ class _Adapter(HTTPAdapter):
         if self._ssl_context is not None:
             proxy_kwargs["ssl_context"] = self._ssl_context
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = self._pool_classes
+        socks = proxy.lower().startswith("socks")
+        manager.pool_classes_by_scheme = _pool_classes(self._tracker, socks=True) if socks else self._pool_classes
         return manager
 
     def build_connection_pool_key_attributes(
@@ -551,13 +562,16 @@ class _Adapter(HTTPAdapter):
         conn.ca_cert_dir = None
 
 
-def _proxies(proxy: tuple[str, int, tuple[str, str] | None] | None) -> dict[str, str] | None:
-    """The client's ``proxy`` option for requests (``None``: use the environment's, as requests does)."""
+def _proxies(proxy: tuple[str, int, tuple[str, str] | None] | None, kind: str = "http") -> dict[str, str] | None:
+    """The client's ``proxy`` option for requests (``None``: use the environment's, as requests does).
+
+    ``kind`` is the URL scheme: ``http``, or a SOCKS flavour (requests speaks those through PySocks).
+    """
     if proxy is None:
         return None
     host, port, auth = proxy
     userinfo = f"{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@" if auth is not None else ""
-    url = f"http://{userinfo}{host}:{port}"
+    url = f"{kind}://{userinfo}{host}:{port}"
     return {"http": url, "https": url}
 
 

@@ -51,6 +51,15 @@ log = logging.getLogger("maxsdk.transport")
 TEXT = 0x1
 BINARY = 0x2
 CLOSE = 0x8
+try:  # python-socks (the socks extra): a refusal by the SOCKS proxy (its other errors are OSErrors)
+    from python_socks import ProxyError as _SocksProxyError
+
+    _SOCKS_ERRORS: tuple[type[Exception], ...] = (_SocksProxyError,)
+except ImportError:  # pragma: no cover - without the extra no SOCKS proxy is accepted
+    _SOCKS_ERRORS = ()
+#: What a failed connection attempt may raise, mapped to ConnectFailedError.
+_CONNECT_ERRORS: tuple[type[Exception], ...] = (OSError, websocket.WebSocketException, ValueError, *_SOCKS_ERRORS)
+
 _CONT, _PING, _PONG = 0x0, 0x9, 0xA
 _READ_SIZE = 65536
 _unpack_16 = struct.Struct("!H").unpack_from
@@ -103,7 +112,8 @@ class TransportOptions:
         connect_timeout: seconds for TCP connect + TLS + upgrade.
         ssl_context: the TLS context for ``wss://`` URLs.
         max_message_size: larger incoming messages are refused; ``None`` = no limit.
-        proxy: ``(host, port, auth)`` of an HTTP proxy, or ``None``.
+        proxy: ``(host, port, auth)`` of a proxy, or ``None``.
+        proxy_type: ``"http"`` (CONNECT) or ``"socks5"``, ``"socks5h"``, ``"socks4"``, ``"socks4a"``.
 
     """
 
@@ -114,6 +124,7 @@ class TransportOptions:
     ssl_context: ssl.SSLContext | None = None
     max_message_size: int | None = 16 * 1024 * 1024
     proxy: tuple[str, int, tuple[str, str] | None] | None = None
+    proxy_type: str = "http"
 
 
 def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) -> WebSocketTransport:
@@ -139,7 +150,7 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         kwargs["subprotocols"] = list(options.subprotocols)
     if options.proxy is not None:
         host, port, auth = options.proxy
-        kwargs.update(http_proxy_host=host, http_proxy_port=port, proxy_type="http")
+        kwargs.update(http_proxy_host=host, http_proxy_port=port, proxy_type=options.proxy_type)
         if auth is not None:
             kwargs["http_proxy_auth"] = auth
     try:
@@ -155,7 +166,7 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         raise TLSVerificationError(
             f"TLS certificate verification failed for {redacted_url}: {exc.verify_message}", url=redacted_url
         ) from None
-    except (OSError, websocket.WebSocketException, ValueError) as exc:
+    except _CONNECT_ERRORS as exc:
         _close_quietly(ws)
         raise ConnectFailedError(f"cannot connect to {redacted_url}: {_describe(exc)}", url=redacted_url) from None
     sock = ws.sock
@@ -404,6 +415,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, _SOCKS_ERRORS) or type(exc).__module__.startswith("python_socks"):
+        return f"SOCKS proxy: {text}"
     if "?" in text or "://" in text:  # never echo a URL that might carry a token
         return type(exc).__name__
     return text
