@@ -65,7 +65,7 @@ from maxsdk.protocol.backoff import Backoff
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
 from maxsdk.reply import PendingReply, Reply
-from maxsdk.stats import Stats
+from maxsdk.stats import ChannelStats, Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ __all__ = [
     "ChannelError",
     "ChannelSnapshot",
     "ChannelState",
+    "ChannelStats",
     "Client",
     "ClientClosedError",
     "ConfigurationError",

@@ -22,6 +22,7 @@ from maxsdk.presence import Presence
 from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import ChannelStateChanged
 from maxsdk.reply import PendingReply, Reply
+from maxsdk.stats import ChannelStats
 
 if TYPE_CHECKING:
     from maxsdk._runtime.engine import Engine
@@ -58,8 +59,11 @@ class Channel:
     """One topic on a client's socket.
 
     Create with :meth:`Client.channel` (or :meth:`Client.join`, which also
-    joins). Every method is safe to call from any thread. Handlers run on the
-    client's dispatcher thread, in arrival order.
+    joins). Every method is safe to call from any thread. Handlers run off
+    the reader, in arrival order, on the channel's own queue: a slow handler
+    here never delays another channel's events nor any reply (see
+    :meth:`Client.channel` for the queue's bound, overflow policy and the
+    opt-in dedicated thread).
 
     Attributes:
         topic: the channel topic, e.g. ``"room:lobby"``.
@@ -71,9 +75,24 @@ class Channel:
 
     """
 
-    def __init__(self, client: Client, engine: Engine, topic: str, params: Any, timeout: float) -> None:
+    def __init__(
+        self,
+        client: Client,
+        engine: Engine,
+        topic: str,
+        params: Any,
+        timeout: float,
+        *,
+        queue_size: int | None = None,
+        overflow: str | None = None,
+        dedicated_thread: bool = False,
+    ) -> None:
         if not isinstance(topic, str) or not topic:
             raise ConfigurationError("topic must be a non-empty string")
+        if queue_size is not None and (type(queue_size) is not int or queue_size < 1):
+            raise ConfigurationError("queue_size must be a positive int or None")
+        if overflow is not None and overflow not in ("block", "drop_oldest", "drop_newest"):
+            raise ConfigurationError("overflow must be one of block, drop_oldest, drop_newest (or None)")
         self.topic = topic
         self.params = params
         self.timeout = timeout
@@ -82,6 +101,12 @@ class Channel:
         self._engine = engine
         self._serializer = cast("PhoenixDriver", engine.driver).serializer
         self._core = ChannelCore(topic, self, timeout)
+        self._lane = engine.dispatch_lane(
+            topic,
+            queue_size=queue_size,
+            overflow=overflow,  # type: ignore[arg-type]
+            dedicated_thread=dedicated_thread,
+        )
         self._bindings: dict[str, tuple[_Binding, ...]] = {}
         self._any: tuple[_AnyBinding, ...] = ()
         self._binding_lock = threading.Lock()
@@ -109,6 +134,20 @@ class Channel:
     def join_ref(self) -> str | None:
         """The join_ref of the current incarnation (changes on every rejoin)."""
         return self._core.join_ref
+
+    def stats(self) -> ChannelStats:
+        """The channel's dispatch counters: queued, handled, dropped (see :class:`~maxsdk.ChannelStats`)."""
+        lane = self._lane
+        return ChannelStats(
+            topic=self.topic,
+            queued=lane.depth,
+            handled=lane.handled,
+            dropped=lane.dropped_total,
+            max_queued=lane.max_depth,
+            queue_size=lane.maxsize,
+            overflow=lane.overflow,
+            dedicated_thread=lane.dedicated is not None,
+        )
 
     # -- join / leave --------------------------------------------------------------
 

@@ -31,9 +31,11 @@ class Client(ClientBase):
             room = client.join("room:lobby")
             reply = room.push("new_msg", {"body": "hi"})
 
-    A background reader thread, a timer thread (heartbeats, timeouts,
-    rejoins) and a dispatcher thread (your handlers and signals) do the work;
-    every public method is safe to call from any thread.
+    A background reader thread and a timer thread (heartbeats, timeouts,
+    rejoins) do the work; your handlers and signal receivers run on a small
+    worker pool shared by the clients of the process, each channel on its own
+    ordered queue (a slow handler on one channel delays neither the others nor
+    any reply). Every public method is safe to call from any thread.
 
     Args:
         url: the socket endpoint, ``ws(s)://host/socket`` (``/websocket`` is
@@ -67,12 +69,18 @@ class Client(ClientBase):
         max_message_size: larger incoming messages are dropped and reported
             (bytes; ``None`` = unlimited).
         max_pending: the most pushes awaiting replies at once.
-        dispatch_queue_size: events queued for handlers before the overflow
-            policy applies.
-        overflow: ``"block"`` (default: nothing is lost; the reader waits for
-            the handlers, pushing back on the server), ``"drop_oldest"`` or
-            ``"drop_newest"`` (drops are counted and reported through the
-            ``messages_dropped`` signal).
+        dispatch_queue_size: events queued for one channel's handlers
+            before its overflow policy applies (per channel; a channel may
+            set its own, see :meth:`channel`).
+        dispatch_total_size: the most events queued for all of the client's
+            handlers together. With ``"block"`` a channel's queue grows past
+            its bound (the reader reads on for the other channels) until this
+            total is reached; then the reader stops reading the socket until
+            the handlers halve it (TCP backpressure on the server).
+        overflow: what a full channel queue does with the next message:
+            ``"block"`` (default: nothing is lost, see ``dispatch_total_size``),
+            ``"drop_oldest"`` or ``"drop_newest"`` (drops are counted per
+            channel and reported through the ``messages_dropped`` signal).
         offline: what a (non-durable) push does while the client is not
             connected: ``"wait"`` (default: buffered until the connection and
             the channel are back, within the push's timeout — phoenix.js's
@@ -118,6 +126,7 @@ class Client(ClientBase):
         max_message_size: int | None = 8 * 1024 * 1024,
         max_pending: int | None = 100_000,
         dispatch_queue_size: int = 10_000,
+        dispatch_total_size: int = 50_000,
         overflow: str = "block",
         offline: str = "wait",
         verify_tls: bool = True,
@@ -150,6 +159,7 @@ class Client(ClientBase):
             max_message_size=max_message_size,
             max_pending=max_pending,
             dispatch_queue_size=dispatch_queue_size,
+            dispatch_total_size=dispatch_total_size,
             overflow=overflow,
             offline=offline,
             verify_tls=verify_tls,
@@ -238,7 +248,16 @@ class Client(ClientBase):
     def __enter__(self) -> Client:
         return self.connect()
 
-    def channel(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
+    def channel(
+        self,
+        topic: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        queue_size: int | None = None,
+        overflow: str | None = None,
+        dedicated_thread: bool = False,
+    ) -> Channel:
         """A new :class:`Channel` for ``topic`` (not joined yet).
 
         Args:
@@ -246,9 +265,22 @@ class Client(ClientBase):
             params: join payload — a mapping, a dataclass, or a callable
                 returning one (re-evaluated on every rejoin).
             timeout: default timeout of this channel (default: the client's).
+            queue_size: this channel's queue bound (default: ``dispatch_queue_size``).
+            overflow: this channel's overflow policy (default: the client's).
+            dedicated_thread: run this channel's handlers on a thread of its
+                own instead of the shared pool (joined by :meth:`close`).
 
         """
-        channel = Channel(self, self._engine, topic, params, self.config.timeout if timeout is None else timeout)
+        channel = Channel(
+            self,
+            self._engine,
+            topic,
+            params,
+            self.config.timeout if timeout is None else timeout,
+            queue_size=queue_size,
+            overflow=overflow,
+            dedicated_thread=dedicated_thread,
+        )
         self._channels.add(channel)
         return channel
 

@@ -49,6 +49,7 @@ class ClientConfig:
     max_message_size: int | None = 8 * 1024 * 1024
     max_pending: int | None = 100_000
     dispatch_queue_size: int = 10_000
+    dispatch_total_size: int = 50_000
     overflow: str = "block"
     offline: str = "wait"
     verify_tls: bool = True
@@ -106,8 +107,10 @@ class ClientConfig:
             raise ConfigurationError("offline must be 'wait' or 'raise'")
         if self.overflow not in _OVERFLOW:
             raise ConfigurationError(f"overflow must be one of {', '.join(_OVERFLOW)}")
-        if not isinstance(self.dispatch_queue_size, int) or self.dispatch_queue_size < 1:
-            raise ConfigurationError("dispatch_queue_size must be a positive int")
+        for name in ("dispatch_queue_size", "dispatch_total_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive int")
         for name in ("max_message_size", "max_pending"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -166,7 +166,8 @@ messages_dropped: Signal = namespace.signal(
     "messages_dropped",
     doc="""The dispatch queue overflowed and messages were dropped (per the overflow policy).
 
-    kwargs: ``count`` (dropped since the last report), ``total`` (since the client started).
+    kwargs: ``count`` (dropped since the last report), ``total`` (since the client started),
+    ``topic`` (the channel whose queue overflowed, or ``None`` for connection-level events).
     """,
 )
 

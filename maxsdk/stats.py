@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Stats"]
+__all__ = ["ChannelStats", "Stats"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,29 @@ class Stats:
     messages_dropped: int = 0
     pending_pushes: int = 0
     outbox_depth: int | None = None
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """One channel's dispatch queue, from :meth:`Channel.stats`.
+
+    Attributes:
+        topic: the channel topic.
+        queued: events waiting for the channel's handlers now.
+        handled: events handed to its handlers since it was created.
+        dropped: messages its overflow policy dropped.
+        max_queued: the deepest its queue has been.
+        queue_size: its bound (past it, ``overflow`` applies).
+        overflow: its overflow policy.
+        dedicated_thread: whether its handlers run on a thread of their own.
+
+    """
+
+    topic: str
+    queued: int
+    handled: int
+    dropped: int
+    max_queued: int
+    queue_size: int
+    overflow: str
+    dedicated_thread: bool

@@ -57,6 +57,8 @@ class Diagnostics:
         pending_pushes: pushes awaiting a reply or buffered.
         dispatch_queue_depth: events waiting for the dispatcher.
         messages_dropped: messages dropped by the overflow policy.
+        reader_throttled: the reader stopped reading because the handlers'
+            queues hold ``dispatch_total_size`` events (TCP backpressure).
         stale_dropped: messages dropped because of a stale join_ref.
         last_error: a description of the last connection failure, if any.
         transport: ``"websocket"`` or ``"longpoll"`` once connected.
@@ -81,6 +83,7 @@ class Diagnostics:
     dispatch_queue_depth: int = 0
     messages_dropped: int = 0
     stale_dropped: int = 0
+    reader_throttled: bool = False
     last_error: str | None = None
     transport: str | None = None
     counters: dict[str, int] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import pytest
 
 pytest_plugins = ["maxsdk.testing"]
 
-CLIENT_THREAD = re.compile(r"^maxsdk-\d+-(reader|timer|dispatch|outbox)$")
+CLIENT_THREAD = re.compile(r"^maxsdk-\d+-(reader|timer|dispatch|dispatch-\d+|outbox)$")
 
 
 def client_threads() -> list[threading.Thread]:

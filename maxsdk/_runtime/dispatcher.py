@@ -1,187 +1,563 @@
-"""The dispatcher thread: runs user handlers and signal receivers, in order, off the reader.
+"""Dispatch: user handlers and signal receivers run off the reader, in order per channel.
 
-The reader appends events to a deque (cheap, lock-free in CPython) and wakes
-the dispatcher only when it is idle, so a burst of frames costs one wake-up,
-not one per frame (a ``queue.Queue`` hand-off per message halves the receive
-rate — see the performance notes).
+Shape
+-----
+Every client has a :class:`DispatchGroup`; every channel of it has its own
+:class:`Lane` (an ordered queue with its own bound and overflow policy), and
+connection-level events (state changes, ``connected``...) use the group's
+*control* lane. Lanes are served by one :class:`DispatchPool` shared by every
+client of the process: a few worker threads take ready lanes round-robin, and
+a lane is served by at most one worker at a time, so each channel's events are
+handled in arrival order while a slow handler on one channel holds one worker,
+never the others' events. A channel may opt into a dedicated thread instead.
 
-The queue is bounded. When it is full, what happens to the next *message*
-depends on the overflow policy (control events — connection and channel state
-changes — are never dropped):
+The pool starts with :data:`MIN_WORKERS` threads. When ready lanes wait for
+longer than :data:`STALL` seconds because every worker is busy (handlers that
+sleep or block), a small supervisor thread adds a worker, up to
+:data:`MAX_WORKERS`; extra workers end after :data:`IDLE_EXIT` idle seconds.
+A process with 1,000 clients thus has one reader thread per client plus a
+constant.
 
-* ``"block"`` (default): nothing is dropped; the reader stops reading until
-  the handlers catch up (TCP backpressure to the server). Heartbeat replies
-  then wait in the socket too, so the client suspends its heartbeat timeout
-  while the reader is blocked this way. While a handler is itself blocked in
-  a maxsdk call (a ``push()`` waiting for its reply, ``wait_for()``...), the
-  reader keeps reading past the bound — otherwise that reply could never be
-  read — so the queue can exceed its size for as long as such a call lasts;
-* ``"drop_oldest"``: the oldest queued message is dropped;
-* ``"drop_newest"``: the incoming message is dropped.
+Replies, join/leave results and heartbeat replies never go through a lane:
+the reader completes them itself (the caller blocked in ``push()`` wakes at
+once), so they do not wait behind handler backlog.
 
-Drops are counted and reported through the ``messages_dropped`` signal.
+Overflow (per lane) and throttling (per client)
+-----------------------------------------------
+When a lane holds ``maxsize`` events, the next droppable *message* (control
+events are never dropped) meets the lane's policy:
+
+* ``"drop_oldest"``: the lane's oldest message is dropped;
+* ``"drop_newest"``: the incoming message is dropped;
+* ``"block"`` (default, lossless): nothing is dropped and the reader reads on
+  for the other channels: the event is queued past the lane's bound. Memory
+  stays bounded by the client's ``total_size``: once the events queued in all
+  of a client's lanes reach it, the reader stops reading the socket until the
+  handlers bring the total under half of it (TCP backpressure to the server;
+  every channel of that socket waits then). While the reader is held back
+  that way the client suspends its heartbeat timeout (heartbeat replies wait
+  in the socket too). While a handler of the client is itself blocked in a
+  maxsdk call (``push()`` waiting for its reply...), the reader reads past the
+  total — otherwise that reply could never be read.
+
+Drops are counted per lane and reported through the ``messages_dropped`` signal.
+
+Threads: the submitting side (:meth:`DispatchGroup.submit`) runs under the
+engine's lock, so it has one writer at a time; workers never take that lock.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
+import time
+import weakref
 from collections import deque
 from typing import Any, Callable, Literal
 
-__all__ = ["Dispatcher", "OverflowPolicy"]
+__all__ = ["DispatchGroup", "DispatchPool", "Lane", "OverflowPolicy", "current_lane"]
 
 log = logging.getLogger("maxsdk.dispatcher")
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
 
+#: Workers the shared pool keeps (started on first use).
+MIN_WORKERS = 2
+#: The most workers the pool grows to while handlers block.
+MAX_WORKERS = 64
+#: Seconds a ready lane may wait with every worker busy before a worker is added.
+STALL = 0.05
+#: Seconds an extra worker stays idle before it ends.
+IDLE_EXIT = 10.0
+#: Events a worker handles from one lane before it lets the next ready lane go first.
+QUANTUM = 256
 
-class Dispatcher:
-    """A single consumer thread over a bounded deque of events.
+_local = threading.local()
+_monotonic = time.monotonic
 
-    Args:
-        handle: called with each event on the dispatcher thread; must not raise
-            (the client's handler isolates user errors itself).
+
+def current_lane() -> Lane | None:
+    """The lane whose handler runs on the calling thread, if any."""
+    lane: Lane | None = getattr(_local, "lane", None)
+    return lane
+
+
+class Lane:
+    """One ordered queue of events: a channel's, or a client's connection-level events.
+
+    Attributes:
+        name: the channel topic (``None`` for the control lane).
         maxsize: the most queued events before the overflow policy applies.
         overflow: the overflow policy.
+        handled / dropped_total / max_depth: counters (read them at any time).
+
+    """
+
+    def __init__(self, group: DispatchGroup, name: str | None, maxsize: int, overflow: OverflowPolicy) -> None:
+        self.group = group
+        self.name = name
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.queue: deque[Any] = deque()
+        #: In the run queue or being served (at most one worker serves a lane at a time).
+        self.scheduled = False
+        self.ready_since = 0.0
+        self.handled = 0
+        self.dropped_total = 0
+        self.dropped_unreported = 0
+        self.max_depth = 0
+        self.dedicated: _DedicatedThread | None = None
+
+    @property
+    def depth(self) -> int:
+        """Events waiting to be handled."""
+        return len(self.queue)
+
+    def __repr__(self) -> str:
+        return f"<Lane {self.name!r} depth={len(self.queue)} handled={self.handled}>"
+
+
+class DispatchPool:
+    """Worker threads shared by every client of a process, serving ready lanes round-robin."""
+
+    def __init__(
+        self,
+        *,
+        min_workers: int = MIN_WORKERS,
+        max_workers: int = MAX_WORKERS,
+        stall: float = STALL,
+        idle_exit: float = IDLE_EXIT,
+    ) -> None:
+        self.min_workers = min_workers
+        self.max_workers = max_workers
+        self.stall = stall
+        self.idle_exit = idle_exit
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._stalled = threading.Condition(self._lock)
+        self._ready: deque[Lane] = deque()
+        self._workers = 0
+        self._idle = 0
+        self._names = itertools.count(1)
+        self._supervisor: threading.Thread | None = None
+
+    @property
+    def workers(self) -> int:
+        """Worker threads alive now."""
+        return self._workers
+
+    def schedule(self, lane: Lane) -> None:
+        """Make ``lane`` ready (idempotent while it is scheduled)."""
+        with self._lock:
+            if lane.scheduled:
+                return
+            lane.scheduled = True
+            lane.ready_since = _monotonic()
+            self._ready.append(lane)
+            if self._idle:
+                self._work.notify()
+            elif self._workers < self.min_workers:
+                self._spawn()
+            else:
+                self._ensure_supervisor()
+                self._stalled.notify()
+
+    def _spawn(self) -> None:
+        """Start a worker (under the lock)."""
+        self._workers += 1
+        number = next(self._names)
+        thread = threading.Thread(target=self._work_loop, name=f"maxsdk-dispatch-worker-{number}", daemon=True)
+        thread.start()
+
+    def _ensure_supervisor(self) -> None:
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._supervise, name="maxsdk-dispatch-supervisor", daemon=True)
+            self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Add a worker when ready lanes wait too long because every worker is busy."""
+        with self._lock:
+            while True:
+                if not self._ready or self._idle:
+                    self._stalled.wait()
+                    continue
+                waited = _monotonic() - self._ready[0].ready_since
+                if waited >= self.stall and self._workers < self.max_workers:
+                    self._spawn()
+                    self._stalled.wait(self.stall)  # give it time to pick the lane up
+                else:
+                    self._stalled.wait(max(self.stall - waited, 0.001))
+
+    def _work_loop(self) -> None:
+        thread = threading.current_thread()
+        idle_name = thread.name
+        lock, work, ready = self._lock, self._work, self._ready
+        while True:
+            with lock:
+                while not ready:
+                    if thread.name != idle_name:
+                        thread.name = idle_name
+                    self._idle += 1
+                    woken = work.wait(self.idle_exit)
+                    self._idle -= 1
+                    if not woken and not ready and self._workers > self.min_workers:
+                        self._workers -= 1
+                        return
+                lane = ready.popleft()
+            serve(lane, QUANTUM, thread)
+            lane.scheduled = False
+            # Re-checked after clearing the flag: a submit that saw it set relies on this.
+            if lane.queue:
+                self.schedule(lane)
+            lane.group.lane_done(lane)
+
+
+def serve(lane: Lane, limit: int, thread: threading.Thread | None) -> None:
+    """Handle up to ``limit`` events of ``lane`` on the calling thread, in order.
+
+    A pool worker (``thread`` given) takes the client's name while it runs the
+    client's handlers, so logs and thread names read as before the pool.
+    """
+    group = lane.group
+    if thread is not None and thread.name != group.thread_name:
+        thread.name = group.thread_name
+    queue, handle = lane.queue, group.handle
+    _local.lane = lane
+    done = 0
+    try:
+        while done < limit:
+            try:
+                item = queue.popleft()
+            except IndexError:
+                break
+            try:
+                handle(item)
+            except Exception:
+                log.exception("internal error while dispatching %r", type(item).__name__)
+            done += 1
+            lane.handled += 1
+            if lane.dropped_unreported:
+                group.report_drops(lane)
+            if group.reader_blocked:
+                group.progress(done)
+                done = 0
+    finally:
+        _local.lane = None
+        group.progress(done)
+
+
+class _DedicatedThread:
+    """A channel's own handler thread (opt-in): serves one lane only."""
+
+    def __init__(self, lane: Lane, name: str) -> None:
+        self.lane = lane
+        self.name = name
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.stopping = False
+            self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        lane, wake = self.lane, self.wake
+        group = lane.group
+        while True:
+            lane.scheduled = True
+            serve(lane, 1 << 30, None)
+            lane.scheduled = False
+            group.lane_done(lane)
+            if lane.queue:
+                continue
+            if self.stopping:
+                return
+            wake.wait()
+            wake.clear()
+
+
+class DispatchGroup:
+    """The dispatch side of one client: its lanes, their accounting, and the throttle.
+
+    Args:
+        handle: called with each event on a worker thread; must not raise
+            (the client isolates user errors itself).
+        report_drops: called (on a worker) with a lane that dropped messages.
+        maxsize: default bound of a lane.
+        overflow: default overflow policy of a lane.
+        total_size: the most events queued in all lanes before the reader
+            stops reading (``block`` lanes only grow past their bound up to it).
         droppable: tells messages (droppable) from control events.
-        name: the thread name.
+        lane_of: the lane of an event (``None``: the control lane).
+        name: the client's name (thread names while its handlers run).
+        pool: the worker pool (default: the process-wide one).
 
     """
 
     def __init__(
         self,
         handle: Callable[[Any], None],
+        report_drops: Callable[[Lane], None],
         *,
         maxsize: int,
         overflow: OverflowPolicy,
+        total_size: int,
         droppable: Callable[[Any], bool],
+        lane_of: Callable[[Any], Lane | None],
         name: str,
+        pool: DispatchPool | None = None,
     ) -> None:
-        self._handle = handle
-        self._maxsize = maxsize
-        self._overflow = overflow
+        self.handle = handle
+        self._report_drops = report_drops
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.total_size = total_size
         self._droppable = droppable
-        self._queue: deque[Any] = deque()
-        self._wake = threading.Event()
-        self._room = threading.Condition(threading.Lock())
-        self._idle = True
-        self._stopping = False
-        self.dropped_total = 0
-        self.dropped_unreported = 0
-        self.reader_blocked = False
+        self._lane_of = lane_of
+        self.name = name
+        self.thread_name = f"{name}-dispatch"
+        self._pool = pool
+        self.control = Lane(self, None, maxsize, overflow)
+        self._lanes: weakref.WeakSet[Lane] = weakref.WeakSet()
+        self._dedicated: list[_DedicatedThread] = []
+        self._dedicated_names = itertools.count(1)
+        self._cond = threading.Condition(threading.Lock())
+        #: Events submitted (one writer: the engine lock) and handled (workers, under ``_cond``).
+        self.submitted = 0
         self.handled = 0
+        self.dropped_total = 0
+        self.reader_blocked = False
         #: Handler calls blocked in a maxsdk wait right now (the reader must not block then).
         self.handler_waiting = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.running = False
+        self._joining = 0
+
+    # -- lanes -----------------------------------------------------------------------
+
+    def lane(
+        self,
+        name: str,
+        *,
+        maxsize: int | None = None,
+        overflow: OverflowPolicy | None = None,
+        dedicated: bool = False,
+    ) -> Lane:
+        """A new lane (a channel's), optionally served by its own thread."""
+        lane = Lane(self, name, self.maxsize if maxsize is None else maxsize, overflow or self.overflow)
+        with self._cond:
+            self._lanes.add(lane)
+            if dedicated:
+                worker = _DedicatedThread(lane, f"{self.name}-dispatch-{next(self._dedicated_names)}")
+                lane.dedicated = worker
+                self._dedicated.append(worker)
+                if self.running:
+                    worker.start()
+        return lane
+
+    def _pool_lanes(self) -> list[Lane]:
+        """The lanes the pool serves (under ``_cond``)."""
+        return [self.control, *(lane for lane in list(self._lanes) if lane.dedicated is None)]
 
     @property
-    def thread(self) -> threading.Thread:
-        """The dispatcher thread."""
-        return self._thread
+    def pool(self) -> DispatchPool:
+        """The worker pool serving this group."""
+        return self._pool or shared_pool()
 
     @property
     def depth(self) -> int:
-        """Events waiting to be handled."""
-        return len(self._queue)
+        """Events queued in all lanes."""
+        return self.submitted - self.handled
 
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The dedicated threads this group started."""
+        with self._cond:
+            return [w.thread for w in self._dedicated if w.thread is not None]
+
+    # -- the submitting side (under the engine lock) ------------------------------------------
 
     def submit(self, item: Any) -> None:
-        """Queue an event; never blocks (the ``block`` policy waits in :meth:`wait_for_room`)."""
-        queue = self._queue
-        if len(queue) >= self._maxsize and self._overflow != "block" and self._droppable(item):
-            if self._overflow == "drop_newest" or not self._drop_oldest_message():
-                self._count_drop()
+        """Queue an event on its lane; never blocks (the reader waits in :meth:`wait_for_room`)."""
+        lane = self._lane_of(item) or self.control
+        queue = lane.queue
+        depth = len(queue)
+        if depth >= lane.maxsize and lane.overflow != "block" and self._droppable(item):
+            made_room = 0 if lane.overflow == "drop_newest" else _drop_oldest_message(queue, self._droppable)
+            if made_room <= 0:
+                self._count_drop(lane)  # drop_newest, or nothing droppable queued: this one goes
                 return
-            self._count_drop()
-        queue.append(item)
-        if self._idle:
-            self._idle = False
-            self._wake.set()
+            if made_room == _DROPPED:
+                self._count_drop(lane)
+                queue.append(item)  # in place of the dropped one: the depth is unchanged
+            else:
+                queue.append(item)  # the worker made room meanwhile
+                self.submitted += 1
+        else:
+            queue.append(item)
+            self.submitted += 1
+            if depth >= lane.max_depth:
+                lane.max_depth = depth + 1
+        if not lane.scheduled:
+            dedicated = lane.dedicated
+            if dedicated is not None:
+                dedicated.wake.set()
+            else:
+                self.pool.schedule(lane)
 
-    def _drop_oldest_message(self) -> bool:
-        """Remove the oldest droppable event (skipping control events); False if none."""
-        queue = self._queue
-        try:
-            if self._droppable(queue[0]):
-                queue.popleft()
-                return True
-            for queued in itertools.islice(queue, 256):
-                if self._droppable(queued):
-                    # By value, not index: the dispatcher may pop from the left meanwhile.
-                    queue.remove(queued)
-                    return True
-        except (IndexError, ValueError, RuntimeError):  # the dispatcher popped meanwhile: room was made
-            return True
-        return False
+    def _count_drop(self, lane: Lane) -> None:
+        lane.dropped_total += 1
+        lane.dropped_unreported += 1
+        self.dropped_total += 1
+
+    def must_wait(self) -> bool:
+        """Whether the reader should stop reading (cheap: called after every frame)."""
+        return self.submitted - self.handled >= self.total_size or self.reader_blocked
 
     def wait_for_room(self, stop: threading.Event) -> None:
-        """With the ``block`` policy, block the calling (reader) thread while the queue is full."""
-        if self._overflow != "block" or len(self._queue) < self._maxsize or self.handler_waiting:
+        """Block the calling (reader) thread while the client's lanes hold ``total_size`` events."""
+        if self.depth < self.total_size or self.handler_waiting:
             return
-        with self._room:
+        low_water = self.total_size // 2
+        with self._cond:
             self.reader_blocked = True
             try:
-                while (
-                    len(self._queue) >= self._maxsize
-                    and not self.handler_waiting
-                    and not self._stopping
-                    and not stop.is_set()
-                ):
-                    self._room.wait(0.5)
+                while self.depth > low_water and not self.handler_waiting and self.running and not stop.is_set():
+                    self._cond.wait(0.5)
             finally:
                 self.reader_blocked = False
 
+    # -- the worker side -----------------------------------------------------------------------
+
+    def progress(self, count: int) -> None:
+        """``count`` more events were handled (called by the serving worker)."""
+        if not count:
+            return
+        with self._cond:
+            self.handled += count
+            if self.reader_blocked:
+                self._cond.notify_all()
+
+    def lane_done(self, lane: Lane) -> None:
+        """A worker stopped serving ``lane`` for now (wakes :meth:`join`)."""
+        if self._joining:
+            with self._cond:
+                self._cond.notify_all()
+
+    def report_drops(self, lane: Lane) -> None:
+        """Tell the client a lane dropped messages."""
+        self._report_drops(lane)
+
     def enter_wait(self) -> None:
-        """A handler (on this thread) starts a blocking maxsdk call: let the reader read on."""
-        with self._room:
+        """A handler of this group starts a blocking maxsdk call: let the reader read on."""
+        with self._cond:
             self.handler_waiting += 1
-            self._room.notify_all()
+            self._cond.notify_all()
 
     def exit_wait(self) -> None:
         """The blocking call of :meth:`enter_wait` returned."""
-        with self._room:
+        with self._cond:
             self.handler_waiting -= 1
 
+    def owns_current_thread(self) -> bool:
+        """Whether the calling thread is running one of this group's handlers."""
+        lane = current_lane()
+        return lane is not None and lane.group is self
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dedicated threads (pool lanes are served from their first event on)."""
+        with self._cond:
+            self.running = True
+            for worker in self._dedicated:
+                worker.start()
+
     def stop(self) -> None:
-        """Handle what is queued, then end the thread (call :meth:`join` to wait)."""
-        self._stopping = True
-        self._wake.set()
-        with self._room:
-            self._room.notify_all()
+        """Let the dedicated threads end once drained; pool lanes drain on their own."""
+        with self._cond:
+            self.running = False
+            dedicated = list(self._dedicated)
+            self._cond.notify_all()
+        for worker in dedicated:
+            worker.stopping = True
+            worker.wake.set()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to end (a no-op when called from the thread itself)."""
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        """Wait until every lane is drained and idle and the dedicated threads ended.
 
-    def _count_drop(self) -> None:
-        self.dropped_total += 1
-        self.dropped_unreported += 1
+        Called from one of this group's handlers (``close()`` in a handler),
+        it does not wait for that handler's own lane.
+        """
+        deadline = None if timeout is None else _monotonic() + timeout
+        own = current_lane()
+        current = threading.current_thread()
 
-    def _run(self) -> None:
-        queue, handle, wake = self._queue, self._handle, self._wake
-        low_water = self._maxsize // 2
-        while True:
-            while queue:
-                item = queue.popleft()
-                try:
-                    handle(item)
-                except Exception:
-                    log.exception("internal error while dispatching %r", type(item).__name__)
-                self.handled += 1
-                if self.reader_blocked and len(queue) <= low_water:
-                    with self._room:
-                        self._room.notify_all()
-            if self._stopping:
-                return
-            self._idle = True
-            if queue:
-                self._idle = False
-                continue
-            wake.wait()
-            wake.clear()
+        def busy() -> bool:
+            return any((lane.queue or lane.scheduled) and lane is not own for lane in self._pool_lanes())
+
+        with self._cond:
+            self._joining += 1
+            try:
+                while busy():
+                    remaining = None if deadline is None else deadline - _monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._joining -= 1
+        for thread in self.threads:
+            if thread is not current and thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
+
+
+_DROPPED = 1
+_RACED = 2
+
+
+def _drop_oldest_message(queue: deque[Any], droppable: Callable[[Any], bool]) -> int:
+    """Remove the oldest droppable event (skipping control events).
+
+    Returns ``_DROPPED``, ``_RACED`` (the worker popped meanwhile: room was
+    made without a drop) or 0 (nothing droppable among the oldest).
+    """
+    try:
+        if droppable(queue[0]):
+            queue.popleft()
+            return _DROPPED
+        for queued in itertools.islice(queue, 256):
+            if droppable(queued):
+                # By value, not index: the worker may pop from the left meanwhile.
+                queue.remove(queued)
+                return _DROPPED
+    except (IndexError, ValueError, RuntimeError):
+        return _RACED
+    return 0
+
+
+_shared: DispatchPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> DispatchPool:
+    """The process-wide pool (created on first use, and anew in a forked child)."""
+    global _shared
+    pool = _shared
+    if pool is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = DispatchPool()
+            pool = _shared
+    return pool
+
+
+def _forget_pool_in_child() -> None:
+    global _shared
+    _shared = None  # the parent's workers do not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)

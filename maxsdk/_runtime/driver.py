@@ -50,6 +50,9 @@ class ProtocolDriver(Protocol):
     def droppable(self, item: Any) -> bool:
         """Whether the overflow policy may drop this event (messages yes, state changes no)."""
 
+    def lane_of(self, item: Any) -> Any:
+        """The dispatch lane of an event (a channel's), or ``None`` for the connection's lane."""
+
     def before_close(self, engine: Engine, deadline: float) -> None:
         """Graceful steps before the connection closes (e.g. leave channels)."""
 

@@ -8,8 +8,9 @@ Threads (per client, all started by :meth:`Engine.start`, all joined by
   reconnect (waiting on an abortable event). It survives reconnects.
 * **timer** (``maxsdk-timer-N``): acts on the core's deadlines (heartbeats,
   push timeouts, rejoins).
-* **dispatcher** (``maxsdk-dispatch-N``): runs user handlers and signal
-  receivers in arrival order (see :mod:`maxsdk._runtime.dispatcher`).
+* handlers and signal receivers run on the process-wide dispatch pool, one
+  ordered lane per channel plus one for connection-level events (see
+  :mod:`maxsdk._runtime.dispatcher`); a channel may opt into its own thread.
 
 Locking: one lock (``_lock``) serializes every call into the protocol core.
 Frames the core produces are queued under that lock (so their order is the
@@ -31,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from maxsdk import signals
 from maxsdk._runtime.connector import TransportSelector
-from maxsdk._runtime.dispatcher import Dispatcher
+from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
@@ -143,7 +144,6 @@ class Engine:
         self.status_reason = "not started"
         self._state_since = _monotonic()
         self._last_stats = (self._state_since, 0, 0, 0, 0, 0)
-        self._dispatcher: Dispatcher | None = None
         self._timer: Timer | None = None
         if driver_factory is None:
             from maxsdk._runtime.phoenix_driver import PhoenixDriver
@@ -151,6 +151,16 @@ class Engine:
             self.driver: ProtocolDriver = PhoenixDriver(config, self._submit)
         else:
             self.driver = driver_factory(config, self._submit)
+        self._dispatcher = DispatchGroup(
+            self._dispatch,
+            self._report_drops,
+            maxsize=config.dispatch_queue_size,
+            overflow=config.overflow,  # type: ignore[arg-type]
+            total_size=config.dispatch_total_size,
+            droppable=self.driver.droppable,
+            lane_of=self.driver.lane_of,
+            name=self.name,
+        )
         # Typed loosely: each protocol's session adds its own operations to the contract.
         self._session: Any = self.driver.session
         if not config.verify_tls:
@@ -164,9 +174,13 @@ class Engine:
         return self._state
 
     def _submit(self, item: Any) -> None:
-        dispatcher = self._dispatcher
-        if dispatcher is not None:
-            dispatcher.submit(item)
+        self._dispatcher.submit(item)
+
+    def dispatch_lane(
+        self, topic: str, *, queue_size: int | None, overflow: OverflowPolicy | None, dedicated_thread: bool
+    ) -> Lane:
+        """A channel's own ordered lane of events (see :mod:`maxsdk._runtime.dispatcher`)."""
+        return self._dispatcher.lane(topic, maxsize=queue_size, overflow=overflow, dedicated=dedicated_thread)
 
     def start(self) -> None:
         """Start the helper threads (once) and the connection loop (if not active)."""
@@ -197,21 +211,14 @@ class Engine:
             # The reader starts first: its handshake (mostly waiting on the network) overlaps
             # with starting the helper threads. Events it queues meanwhile wait in the deque.
             reader.start()
-            timer, dispatcher = self._timer, self._dispatcher
-            assert timer is not None and dispatcher is not None
+            timer = self._timer
+            assert timer is not None
             if start_helpers:
-                dispatcher.start()
+                self._dispatcher.start()
                 timer.start()
             self._internal_idents = frozenset(t.ident for t in (reader, timer.thread) if t.ident is not None)
 
     def _make_helpers(self) -> None:
-        self._dispatcher = Dispatcher(
-            self._dispatch,
-            maxsize=self.config.dispatch_queue_size,
-            overflow=self.config.overflow,  # type: ignore[arg-type]
-            droppable=self.driver.droppable,
-            name=f"{self.name}-dispatch",
-        )
         self._timer = Timer(self._tick, name=f"{self.name}-timer")
 
     def wait_connected(self, timeout: float) -> None:
@@ -312,11 +319,12 @@ class Engine:
             self._state_cond.notify_all()
         if self._timer is not None:
             self._timer.stop()
-        if self._dispatcher is not None:
-            self._dispatcher.stop()
+        self._dispatcher.stop()
 
     def _join_threads(self, deadline: float) -> None:
         current = threading.current_thread()
+        # Every handler queued before close runs (on the shared pool) before close returns.
+        self._dispatcher.join(max(0.5, deadline - _monotonic()))
         for thread in self._all_threads():
             if thread is not current and thread.is_alive():
                 thread.join(max(0.5, deadline - _monotonic()))
@@ -328,8 +336,7 @@ class Engine:
         threads = [self._reader_thread] if self._reader_thread is not None else []
         if self._timer is not None:
             threads.append(self._timer.thread)
-        if self._dispatcher is not None:
-            threads.append(self._dispatcher.thread)
+        threads.extend(self._dispatcher.threads)
         return threads
 
     def _set_state(self, new: ConnectionState, reason: str) -> ConnectionState:
@@ -368,7 +375,7 @@ class Engine:
         starved by the ``block`` overflow policy holding the reader back.
         """
         dispatcher = self._dispatcher
-        if dispatcher is None or threading.current_thread() is not dispatcher.thread:
+        if not dispatcher.owns_current_thread():
             yield
             return
         dispatcher.enter_wait()
@@ -378,7 +385,7 @@ class Engine:
             dispatcher.exit_wait()
 
     def call_soon(self, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run ``fn(arg)`` on the dispatcher thread."""
+        """Run ``fn(arg)`` on the dispatch pool, in order with connection-level events."""
         with self._lock:
             self._submit(_Callback(fn, arg))
 
@@ -498,8 +505,7 @@ class Engine:
         try:
             session = self._session
             with self._lock:
-                dispatcher = self._dispatcher
-                session.heartbeat_timeout_suspended = dispatcher is not None and dispatcher.reader_blocked
+                session.heartbeat_timeout_suspended = self._dispatcher.reader_blocked
                 session.on_deadline(now)
                 completions, rejoins = session.take_output()
                 close_request = session.close_request
@@ -702,8 +708,9 @@ class Engine:
         decode_binary = self.driver.decode_binary
         lock = self._lock
         dispatcher = self._dispatcher
+        total_size = dispatcher.total_size
         timer = self._timer
-        assert dispatcher is not None and timer is not None
+        assert timer is not None
         raw_signal = signals.message_received
         raw_receivers = raw_signal.receivers
         owner = self.owner
@@ -749,13 +756,13 @@ class Engine:
                 self.driver.run_followups(self, rejoins)
             if session.outgoing:
                 self._flush()
-            if dispatcher.reader_blocked or len(dispatcher._queue) >= dispatcher._maxsize:
+            if dispatcher.submitted - dispatcher.handled >= total_size:
                 dispatcher.wait_for_room(self._stop)
 
     # -- dispatcher ----------------------------------------------------------------------------------
 
     def _dispatch(self, item: Any) -> None:
-        """Run on the dispatcher thread for every queued event."""
+        """Run on a dispatch worker for every queued event (in order per lane)."""
         kind = type(item)
         if self.driver.dispatch(self, item):
             pass
@@ -770,11 +777,18 @@ class Engine:
             self.send_signal(signals.protocol_error, error=item.error)
         elif kind is _Callback:
             self.guarded(item.fn, (item.arg,), "done callback")
-        dispatcher = self._dispatcher
-        if dispatcher is not None and dispatcher.dropped_unreported:
-            count, dispatcher.dropped_unreported = dispatcher.dropped_unreported, 0
-            log.warning("%s: dispatch queue full: %d message(s) dropped (%s)", self.name, count, self.config.overflow)
-            self.send_signal(signals.messages_dropped, count=count, total=dispatcher.dropped_total)
+
+    def _report_drops(self, lane: Lane) -> None:
+        """A lane dropped messages (its policy is not ``block``): log and signal it."""
+        count, lane.dropped_unreported = lane.dropped_unreported, 0
+        log.warning(
+            "%s: dispatch queue of %s full: %d message(s) dropped (%s)",
+            self.name,
+            lane.name or "the connection",
+            count,
+            lane.overflow,
+        )
+        self.send_signal(signals.messages_dropped, count=count, total=self._dispatcher.dropped_total, topic=lane.name)
 
     def send_signal(self, signal: Any, **kwargs: Any) -> None:
         """Call each receiver of ``signal`` for this client, isolating failures."""
@@ -818,9 +832,10 @@ class Engine:
             reconnects=self.reconnects,
             connect_failures=self.connect_failures,
             pending_pushes=pending,
-            dispatch_queue_depth=dispatcher.depth if dispatcher else 0,
-            messages_dropped=dispatcher.dropped_total if dispatcher else 0,
+            dispatch_queue_depth=dispatcher.depth,
+            messages_dropped=dispatcher.dropped_total,
             stale_dropped=counters["stale_dropped"],
+            reader_throttled=dispatcher.reader_blocked,
             last_error=str(self._last_error) if self._last_error else None,
             transport=self.transport_kind,
             counters=counters,
@@ -879,8 +894,8 @@ class Engine:
             heartbeat_rtt=metrics.heartbeat_rtt_last,
             heartbeat_rtt_smoothed=metrics.heartbeat_rtt_smoothed,
             heartbeat_timeouts=counters.get("heartbeat_timeouts", 0),
-            dispatch_queue_depth=dispatcher.depth if dispatcher else 0,
-            messages_dropped=dispatcher.dropped_total if dispatcher else 0,
+            dispatch_queue_depth=dispatcher.depth,
+            messages_dropped=dispatcher.dropped_total,
             pending_pushes=pending,
             outbox_depth=outbox_depth,
         )

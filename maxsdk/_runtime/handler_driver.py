@@ -170,6 +170,10 @@ class HandlerDriver:
         kind = type(item)
         return kind is UpdateReceived or kind is NotificationReceived or kind is RawReceived
 
+    def lane_of(self, item: Any) -> None:
+        """Every event of these protocols shares the client's lane (one ordered stream)."""
+        return None
+
     def dispatch(self, engine: Engine, item: Any) -> bool:
         """Deliver the session's events (dispatcher thread)."""
         kind = type(item)

@@ -74,6 +74,13 @@ class PhoenixDriver:
         kind = type(item)
         return kind is ChannelMessage or kind is RawMessage
 
+    def lane_of(self, item: Any) -> Any:
+        """A channel's messages and state changes go to its own lane; the rest to the client's."""
+        kind = type(item)
+        if kind is ChannelMessage or kind is ChannelStateChanged:
+            return item.owner._lane
+        return None
+
     def dispatch(self, engine: Engine, item: Any) -> bool:
         """Deliver channel messages and state changes (dispatcher thread)."""
         kind = type(item)

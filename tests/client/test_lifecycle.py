@@ -37,11 +37,29 @@ def test_close_joins_every_thread_it_started(phoenix_server):
     client.connect()
     client.join("room:lobby")
     threads = client.threads
-    assert {t.name.rsplit("-", 1)[1] for t in threads} == {"reader", "timer", "dispatch"}
+    # Handlers run on the process-wide dispatch pool: a client starts only its reader and timer.
+    assert {t.name.rsplit("-", 1)[1] for t in threads} == {"reader", "timer"}
     client.close()
     assert not any(t.is_alive() for t in threads)
     assert client.state is ConnectionState.CLOSED
     client.close()  # idempotent
+
+
+def test_close_joins_the_dedicated_thread_of_a_channel_and_runs_what_was_queued(phoenix_server):
+    client = Client(phoenix_server.url)
+    client.connect()
+    room = client.channel("room:lobby", dedicated_thread=True)
+    seen = []
+    room.on("flood_msg", lambda payload: seen.append((payload["i"], threading.current_thread().name)))
+    room.join()
+    threads = client.threads
+    assert sorted(t.name.split("-", 2)[2] for t in threads) == ["dispatch-1", "reader", "timer"]
+    room.push("flood", {"n": 200, "size": 10})  # the server pushes the 200 messages before its reply
+    client.close()
+    assert not any(t.is_alive() for t in threads)
+    # Every message the reader queued before close was handled, in order, on the channel's thread.
+    assert [i for i, _ in seen] == list(range(1, 201))
+    assert {name for _, name in seen} <= {f"{client._engine.name}-dispatch-1"}
 
 
 def test_close_leaves_channels_and_fails_pending_pushes(phoenix_server):
@@ -110,7 +128,8 @@ def test_a_thousand_reconnects_leave_no_thread_or_fd_behind(phoenix_server):
         assert client.threads[0] is reader, "the reader thread survives reconnects"
         gc.collect()
         mine = [t for t in threading.enumerate() if t.name.startswith(client._engine.name + "-")]
-        assert len(mine) == 3
+        # The reader and the timer (a pool worker running this client's handler carries its name too).
+        assert len([t for t in mine if not t.name.endswith("-dispatch")]) == 2
         # The server's per-connection threads and sockets come and go; allow for the one in flight.
         assert settles(lambda: threading.active_count() <= threads_before + 2), threading.active_count()
         assert settles(lambda: open_fds() <= fds_before + 4), (open_fds(), fds_before)
