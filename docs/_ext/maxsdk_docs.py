@@ -301,6 +301,39 @@ def public_classes() -> list[tuple[str, Any]]:
     return out
 
 
+def _is_private(cls: type) -> bool:
+    """A class defined in a private module (``maxsdk._client_base``, ``maxsdk._runtime...``) or with a private name."""
+    return cls.__name__.startswith("_") or any(part.startswith("_") for part in cls.__module__.split("."))
+
+
+def own_private_bases(cls: type) -> list[type]:
+    """The private ancestors whose public members ``cls`` is the first public class to document.
+
+    ``Client`` gets ``ClientBase``'s ``stats()``, ``diagnostics()``...; ``JsonRpcClient`` gets none,
+    because ``ProtocolClient``, a documented base, already shows them.
+    """
+    public = [base for base in cls.__mro__[1:] if not _is_private(base) and base is not object]
+    covered = {ancestor for base in public for ancestor in base.__mro__}
+    return [base for base in cls.__mro__[1:] if _is_private(base) and base not in covered]
+
+
+def public_bases(bases: list[Any]) -> list[Any]:
+    """``bases`` with each private class replaced by its own bases, recursively (for "Bases:" lines)."""
+    out: list[Any] = []
+    for base in bases:
+        replaced = public_bases(list(base.__bases__)) if inspect.isclass(base) and _is_private(base) else [base]
+        out.extend(b for b in replaced if b not in out)
+    if len(out) > 1 and object in out:
+        out.remove(object)
+    return out
+
+
+def _process_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    """Never show a private class on a "Bases:" line: it has no page to link to."""
+    if name.startswith("maxsdk"):
+        bases[:] = public_bases(bases)
+
+
 def api_markdown() -> str:
     """Autodoc directives for every public class, grouped by the module that defines it."""
     import maxsdk
@@ -320,6 +353,10 @@ def api_markdown() -> str:
             obj = getattr(maxsdk, name)
             # A NamedTuple's fields are documented by its "Attributes:" section; :members: would repeat them.
             members = "" if issubclass(obj, tuple) else "   :members:\n"
+            if members and own_private_bases(obj):
+                # Document what the private bases define, and nothing a public base already documents.
+                shown = [base.__name__ for base in obj.__mro__[1:] if not _is_private(base)]
+                members += f"   :inherited-members: {', '.join(shown)}\n"
             parts.append(f"```{{eval-rst}}\n.. autoclass:: maxsdk.{name}\n{members}   :show-inheritance:\n```\n")
     return "\n".join(parts)
 
@@ -382,4 +419,5 @@ def generate(app: Any) -> None:
 def setup(app: Any) -> dict[str, Any]:
     """Register the generators."""
     app.connect("builder-inited", generate)
+    app.connect("autodoc-process-bases", _process_bases)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
