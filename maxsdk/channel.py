@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast, overload
 
 from maxsdk import signals
+from maxsdk._runtime.shards import is_cap_refusal
 from maxsdk.errors import (
     ChannelClosedError,
     ClientClosedError,
@@ -101,12 +102,8 @@ class Channel:
         self._engine = engine
         self._serializer = cast("PhoenixDriver", engine.driver).serializer
         self._core = ChannelCore(topic, self, timeout)
-        self._lane = engine.dispatch_lane(
-            topic,
-            queue_size=queue_size,
-            overflow=overflow,  # type: ignore[arg-type]
-            dedicated_thread=dedicated_thread,
-        )
+        self._lane_options = (queue_size, overflow, dedicated_thread)
+        self._lane = self._make_lane(engine)
         self._bindings: dict[str, tuple[_Binding, ...]] = {}
         self._any: tuple[_AnyBinding, ...] = ()
         self._binding_lock = threading.Lock()
@@ -134,6 +131,21 @@ class Channel:
     def join_ref(self) -> str | None:
         """The join_ref of the current incarnation (changes on every rejoin)."""
         return self._core.join_ref
+
+    def _make_lane(self, engine: Engine) -> Any:
+        queue_size, overflow, dedicated_thread = self._lane_options
+        return engine.dispatch_lane(
+            self.topic,
+            queue_size=queue_size,
+            overflow=overflow,  # type: ignore[arg-type]
+            dedicated_thread=dedicated_thread,
+        )
+
+    def _move_to(self, engine: Engine) -> None:
+        """Put this (closed) channel on another socket of the client (sharding)."""
+        if engine is not self._engine:
+            self._engine = engine
+            self._lane = self._make_lane(engine)
 
     def stats(self) -> ChannelStats:
         """The channel's dispatch counters: queued, handled, dropped (see :class:`~maxsdk.ChannelStats`)."""
@@ -180,9 +192,25 @@ class Channel:
         if state in (ChannelState.JOINING, ChannelState.ERRORED):
             waiter = self._join_waiter
             if waiter is not None and not waiter.done():
-                return self._join_result(waiter.wait_outcome(timeout + 1.0), timeout)
+                return self._join_result(self._sharded_outcome(waiter, timeout), timeout)
             return self._wait_joined(timeout)
-        return self._join_result(self._start_join(timeout).wait_outcome(timeout + 1.0), timeout)
+        return self._join_result(self._sharded_outcome(self._start_join(timeout), timeout), timeout)
+
+    def _sharded_outcome(self, waiter: PendingReply, timeout: float) -> Any:
+        """Wait for a join's outcome; a refusal for the server's channel cap is retried on another socket."""
+        return self._retry_on_cap(waiter.wait_outcome(timeout + 1.0), timeout)
+
+    def _retry_on_cap(self, outcome: Any, timeout: float) -> Any:
+        """Join again on another socket while the server refuses for its per-socket channel cap."""
+        shards = self._client._shards
+        attempts = 0
+        while outcome.status == "error" and is_cap_refusal(outcome.response) and shards.max_channels is not None:
+            attempts += 1
+            if attempts > 3 or self._core.state is not ChannelState.CLOSED:
+                break
+            shards.refused(self._engine)
+            outcome = self._start_join(timeout).wait_outcome(timeout + 1.0)
+        return outcome
 
     def join_nowait(self, timeout: float | None = None) -> Channel:
         """Start joining and return the channel at once (phoenix.js's ``channel.join()``).
@@ -238,6 +266,7 @@ class Channel:
                 outcome = waiter.wait_outcome(timeout)
             except ReplyTimeoutError:
                 raise JoinTimeoutError(self.topic, timeout) from None
+            outcome = self._retry_on_cap(outcome, waiter.timeout)
             if outcome.status != "ok" or self._core.state is ChannelState.JOINED:
                 return self._join_result(outcome, waiter.timeout)
             # Joined once, dropped since: wait for the rejoin below.
@@ -250,10 +279,14 @@ class Channel:
 
     def _start_join(self, timeout: float) -> PendingReply:
         payload = self._serializer.encode_payload(self._join_params())
-        waiter = PendingReply(self._engine, self.topic, "phx_join", timeout)
-        self._join_waiter = waiter
-        self._core.timeout = timeout
-        self._engine.run(lambda session, now: session.join(self._core, payload, now, timeout, waiter))
+        shards = self._client._shards
+        with shards.lock:  # placed and registered at once: two joins cannot take the last place
+            if self._core.state is ChannelState.CLOSED:
+                self._move_to(shards.place())
+            waiter = PendingReply(self._engine, self.topic, "phx_join", timeout)
+            self._join_waiter = waiter
+            self._core.timeout = timeout
+            self._engine.run(lambda session, now: session.join(self._core, payload, now, timeout, waiter))
         return waiter
 
     def _join_result(self, outcome: Any, timeout: float) -> Channel:
@@ -289,11 +322,13 @@ class Channel:
         timeout = _check_timeout(self.timeout if timeout is None else timeout)
         self._engine.check_blocking_allowed()
         waiter = PendingReply(self._engine, self.topic, "phx_leave", timeout)
-        self._engine.run(lambda session, now: session.leave(self._core, now, timeout, waiter))
+        engine = self._engine
+        engine.run(lambda session, now: session.leave(self._core, now, timeout, waiter))
         try:
             waiter.wait_outcome(timeout + 1.0)
         except ClientClosedError:
             pass
+        self._client._shards.retire_if_idle(engine)
 
     def _join_params(self) -> Any:
         params = self.params() if callable(self.params) else self.params

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
+from maxsdk._runtime.shards import ShardSet, aggregate
 from maxsdk.channel import Channel
 from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
 from maxsdk.errors import ClientClosedError
@@ -16,6 +18,8 @@ from maxsdk.reply import PendingReply
 
 if TYPE_CHECKING:
     from maxsdk.outbox import Outbox
+    from maxsdk.stats import Stats
+    from maxsdk.status import Diagnostics
 
 __all__ = ["Client"]
 
@@ -100,6 +104,12 @@ class Client(ClientBase):
         longpoll_fallback_after: with ``"auto"``, also fall back when no
             WebSocket connection succeeds within this many seconds.
         name: a name for logs and thread names.
+        max_channels_per_socket: the most channels joined on one socket
+            (default 100, Phoenix's per-socket cap). Joins beyond it go to
+            further sockets to the same endpoint, opened on demand (each with
+            its own heartbeat, rejoin and backoff) and closed once their last
+            channel is left; a server refusing a join with "too many channels
+            joined" also sends it to another socket. ``None``: one socket.
         outbox: a directory (or an :class:`~maxsdk.outbox.OutboxConfig`) for
             the durable outbox used by :meth:`Channel.send`; ``None`` = no
             outbox. The directory is locked while the client is open.
@@ -139,6 +149,7 @@ class Client(ClientBase):
         longpoll_fallback_after: float | None = None,
         name: str | None = None,
         outbox: Any = None,
+        max_channels_per_socket: int | None = 100,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         self.config = ClientConfig.build(
@@ -171,9 +182,11 @@ class Client(ClientBase):
             transport=transport,
             longpoll_fallback_after=longpoll_fallback_after,
             name=name,
+            max_channels_per_socket=max_channels_per_socket,
             rng=_rng,
         )
         self._engine = Engine(self.config, self)
+        self._shards = ShardSet(self._engine, self._make_shard, self.config.max_channels_per_socket)
         self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
         #: The durable outbox (``None`` unless ``outbox=`` was given).
         self.outbox: Outbox | None = None
@@ -218,8 +231,14 @@ class Client(ClientBase):
             self._closed = False
             self._started = True
         self._engine.start()
+        self._shards.start_all()
         if self.outbox is not None:
             self.outbox.start()
+
+    def _make_shard(self, number: int) -> Engine:
+        """The engine of the ``number``-th socket (sharding past the server's channel cap)."""
+        name = None if self.config.name is None else f"{self.config.name}-{number}"
+        return Engine(dataclasses.replace(self.config, name=name), self)
 
     def _ensure_started(self) -> None:
         self._check_process()
@@ -239,9 +258,57 @@ class Client(ClientBase):
             self._started = False
         if self._forked:
             return  # the parent's threads and socket do not exist here; nothing to close
+        self._shards.close_all(timeout)
         self._engine.close(timeout)
         if self.outbox is not None:
             self.outbox.close()
+
+    def disconnect(self, timeout: float | None = None) -> None:
+        """Close every socket without forgetting channels; no automatic reconnect.
+
+        They are joined again on the next ``connect()``.
+        """
+        self._check_process()
+        self._shards.disconnect_all(timeout)
+        self._engine.disconnect(timeout)
+
+    @property
+    def sockets(self) -> int:
+        """How many sockets the client holds now (more than one past ``max_channels_per_socket``)."""
+        return len(self._shards.engines)
+
+    def socket_diagnostics(self) -> list[Diagnostics]:
+        """One :class:`~maxsdk.Diagnostics` per socket, the client's first socket first."""
+        return [engine.diagnostics() for engine in self._shards.engines]
+
+    def socket_stats(self) -> list[Stats]:
+        """One :class:`~maxsdk.Stats` per socket (each advances that socket's rate window)."""
+        return [engine.stats() for engine in self._shards.engines]
+
+    def diagnostics(self) -> Diagnostics:
+        """A snapshot of the client for logs and health checks (no secrets), over all its sockets.
+
+        With one socket, that socket's snapshot; with several, the first
+        socket's state and URL, every socket's channels, and summed counters
+        (per socket: :meth:`socket_diagnostics`).
+        """
+        engines = self._shards.engines
+        first = self._engine.diagnostics()
+        if len(engines) == 1:
+            return first
+        return aggregate(first, [engine.diagnostics() for engine in engines[1:]])
+
+    def stats(self) -> Stats:
+        """Counters, gauges and rates over all the client's sockets (see :class:`~maxsdk.stats.Stats`).
+
+        With several sockets, counters and rates are summed and latency
+        percentiles are the worst socket's (per socket: :meth:`socket_stats`).
+        """
+        engines = self._shards.engines
+        first = self._engine.stats(self._outbox_depth())
+        if len(engines) == 1:
+            return first
+        return aggregate(first, [engine.stats() for engine in engines[1:]])
 
     # -- channels -----------------------------------------------------------------------
 
@@ -324,7 +391,7 @@ class Client(ClientBase):
     @property
     def threads(self) -> list[threading.Thread]:
         """The threads this client started (for tests and diagnostics)."""
-        threads = super().threads
+        threads = [t for engine in self._shards.engines for t in engine.threads]
         if self.outbox is not None and self.outbox.thread is not None:
             threads.append(self.outbox.thread)
         return threads

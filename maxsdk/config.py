@@ -50,6 +50,7 @@ class ClientConfig:
     max_pending: int | None = 100_000
     dispatch_queue_size: int = 10_000
     dispatch_total_size: int = 50_000
+    max_channels_per_socket: int | None = 100
     overflow: str = "block"
     offline: str = "wait"
     verify_tls: bool = True
@@ -111,7 +112,7 @@ class ClientConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int")
-        for name in ("max_message_size", "max_pending"):
+        for name in ("max_message_size", "max_pending", "max_channels_per_socket"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigurationError(f"{name} must be a positive int or None")

@@ -365,7 +365,6 @@ class Outbox:
         records = self._store.take_batch(self.config.batch_size, topics=joined)
         if not records:
             return
-        engine = self._client._engine
         serializer = self._client._engine.driver.serializer  # type: ignore[attr-defined]
         field = self.config.idempotency_field
         with self._cond:
@@ -379,7 +378,9 @@ class Outbox:
                 payload = serializer.encode_payload({**record.payload, field: record.idempotency_key})
                 # Never buffered by the channel: a message that cannot go out now comes back
                 # here, so the outbox alone decides the order of retries.
-                engine.push(channel._core, record.event, payload, self.config.reply_timeout, waiter, buffer=False)
+                channel._engine.push(
+                    channel._core, record.event, payload, self.config.reply_timeout, waiter, buffer=False
+                )
             except MaxsdkError as exc:  # the channel closed meanwhile, capacity...
                 log.debug("outbox: %s not pushed now (%s)", record.idempotency_key, exc)
                 self._settle(waiter, Outcome("closed", None, record.topic, record.event, ""))

@@ -39,6 +39,7 @@ class Stats:
         dispatch_queue_depth / messages_dropped: the dispatcher's queue and overflow drops.
         pending_pushes: pushes awaiting replies.
         outbox_depth: messages waiting in the durable outbox (``None`` without one).
+        sockets: the sockets these numbers cover (see ``max_channels_per_socket``).
 
     """
 
@@ -75,6 +76,7 @@ class Stats:
     messages_dropped: int = 0
     pending_pushes: int = 0
     outbox_depth: int | None = None
+    sockets: int = 1
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class Diagnostics:
         counters: every counter of the protocol session by name (for the
             protocol clients: ``unroutable`` updates, ``request_timeouts``,
             ``late_subscriptions_undone``, ``unknown_replies``...).
+        sockets: the sockets this snapshot covers (more than one when the
+            client shards its channels, see ``max_channels_per_socket``).
 
     """
 
@@ -87,3 +89,4 @@ class Diagnostics:
     last_error: str | None = None
     transport: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    sockets: int = 1

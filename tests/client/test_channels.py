@@ -252,12 +252,24 @@ def test_checklist_27_message_hook_and_socket_level_hook(client):
 
 
 def test_checklist_28_101st_channel_is_refused(phoenix_server_factory):
+    # Without sharding (max_channels_per_socket=None) the server's refusal is the caller's.
     server = phoenix_server_factory(settings=ServerSettings(max_channels_per_transport=5))
-    with fast_client(server.url) as client:
+    with fast_client(server.url, max_channels_per_socket=None) as client:
         for n in range(5):
             client.join(f"room:{n}")
         with pytest.raises(maxsdk.JoinError, match="too many channels joined"):
             client.join("room:5")
+        assert client.sockets == 1
+
+
+def test_checklist_28_a_cap_refusal_moves_the_join_to_another_socket(phoenix_server_factory):
+    # The server's cap (5) is below the client's (100): its refusal opens a second socket.
+    server = phoenix_server_factory(settings=ServerSettings(max_channels_per_transport=5))
+    with fast_client(server.url) as client:
+        rooms = [client.join(f"room:{n}") for n in range(8)]
+        assert client.sockets == 2
+        assert all(room.push("echo", {"n": n}).response == {"n": n} for n, room in enumerate(rooms))
+        assert len(client.diagnostics().channels) == 8
 
 
 def test_binary_push_reply_server_push_and_broadcast(client, phoenix_server):
