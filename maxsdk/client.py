@@ -11,7 +11,7 @@ from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk._runtime.shards import ShardSet, aggregate
 from maxsdk.channel import Channel
-from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike, SecretLike
+from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike, SecretLike
 from maxsdk.errors import ClientClosedError
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
@@ -43,7 +43,18 @@ class Client(ClientBase):
 
     Args:
         url: the socket endpoint, ``ws(s)://host/socket`` (``/websocket`` is
-            appended unless present; ``http(s)`` is accepted too).
+            appended unless present; ``http(s)`` is accepted too); or several,
+            the preferred first, for failover; or a zero-argument callable
+            returning one or several, called on every connection attempt
+            (service discovery). With several, each attempt goes to the
+            endpoint in use while it works (sticky); when an attempt fails the
+            next healthy one is tried at once (fewest recent failures, then
+            lowest heartbeat RTT, then the order given), and channels are
+            rejoined and the outbox carries on there.
+        failback_after: with several endpoints, seconds on another one
+            between checks (a TCP connect) that the preferred one is back; if
+            it answers the client reconnects there. ``None``: stay (see
+            :meth:`fail_back`).
         params: connect params sent in the query string — a mapping or a
             zero-argument callable returning one, called on **every**
             connection attempt (the way to renew an expiring token).
@@ -118,7 +129,7 @@ class Client(ClientBase):
 
     def __init__(
         self,
-        url: str,
+        url: EndpointsLike,
         *,
         params: ParamsLike = None,
         headers: Any = None,
@@ -150,6 +161,7 @@ class Client(ClientBase):
         name: str | None = None,
         outbox: Any = None,
         max_channels_per_socket: int | None = 100,
+        failback_after: float | None = 30.0,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         self.config = ClientConfig.build(
@@ -183,6 +195,7 @@ class Client(ClientBase):
             longpoll_fallback_after=longpoll_fallback_after,
             name=name,
             max_channels_per_socket=max_channels_per_socket,
+            failback_after=failback_after,
             rng=_rng,
         )
         self._engine = Engine(self.config, self)
@@ -271,6 +284,24 @@ class Client(ClientBase):
         self._check_process()
         self._shards.disconnect_all(timeout)
         self._engine.disconnect(timeout)
+
+    def fail_back(self) -> bool:
+        """Reconnect every socket to the preferred (first) endpoint now.
+
+        Returns:
+            ``False`` if there is a single endpoint or every socket already uses the preferred one.
+
+        """
+        moved = False
+        for engine in self._shards.engines:
+            if engine.endpoints is not None:
+                moved = engine.endpoints.fail_back() or moved
+        return moved
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint the client's first socket uses (redacted)."""
+        return self._engine.redacted_url
 
     @property
     def sockets(self) -> int:

@@ -7,7 +7,7 @@ keyword arguments. Durations are float seconds; ``None`` disables a feature.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit
@@ -16,12 +16,15 @@ from maxsdk.endpoint import websocket_endpoint
 from maxsdk.errors import ConfigurationError
 from maxsdk.protocol.backoff import Backoff
 
-__all__ = ["DEFAULT_FATAL_STATUSES", "ClientConfig", "ParamsLike", "make_ssl_context"]
+__all__ = ["DEFAULT_FATAL_STATUSES", "ClientConfig", "EndpointsLike", "ParamsLike", "endpoint_list", "make_ssl_context"]
 
 #: Params: a mapping, or a zero-argument callable returning one (evaluated per attempt).
 ParamsLike = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
 #: A secret: a string, or a callable returning one (evaluated per attempt).
 SecretLike = Union[str, Callable[[], str], None]
+
+#: Endpoints: one URL, several (the preferred first), or a callable returning either (per attempt).
+EndpointsLike = Union[str, Sequence[str], Callable[[], Union[str, Sequence[str]]]]
 
 #: Upgrade statuses that retrying cannot fix (after one retry with fresh credentials for 401/403).
 DEFAULT_FATAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
@@ -63,9 +66,19 @@ class ClientConfig:
     longpoll_fallback_after: float | None = None
     name: str | None = None
     rng: Callable[[], float] | None = None
+    #: Every endpoint, the preferred (``url``) first; more than one enables failover.
+    endpoints: tuple[str, ...] = ()
+    #: A callable giving the endpoints on every connection attempt (service discovery).
+    endpoint_source: Callable[[], str | Sequence[str]] | None = None
+    failback_after: float | None = 30.0
+
+    @property
+    def failover(self) -> bool:
+        """Whether there is more than one endpoint to choose from."""
+        return self.endpoint_source is not None or len(self.endpoints) > 1
 
     @classmethod
-    def build(cls, url: str, **options: Any) -> ClientConfig:
+    def build(cls, url: EndpointsLike, **options: Any) -> ClientConfig:
         """Validate and coerce user options into a config.
 
         Raises:
@@ -75,7 +88,11 @@ class ClientConfig:
         unknown = set(options) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        websocket_endpoint(url)  # validates the URL early
+        if callable(url):
+            options["endpoint_source"] = url
+        endpoints = endpoint_list(url() if callable(url) else url)
+        url = endpoints[0]
+        options["endpoints"] = tuple(endpoints)
         if "heartbeat_interval" in options:
             options["heartbeat_interval"] = interval_option("heartbeat_interval", options["heartbeat_interval"], 30.0)
         options["reconnect"] = Backoff.coerce(options.get("reconnect"), default=Backoff.phoenix_reconnect())
@@ -102,6 +119,8 @@ class ClientConfig:
             raise ConfigurationError("auth_token must be a string or a callable returning one")
         if self.transport not in ("websocket", "longpoll", "auto"):
             raise ConfigurationError("transport must be 'websocket', 'longpoll' or 'auto'")
+        if self.failback_after is not None:
+            _positive("failback_after", self.failback_after)
         if self.longpoll_fallback_after is not None:
             _positive("longpoll_fallback_after", self.longpoll_fallback_after)
         if self.offline not in ("wait", "raise"):
@@ -138,6 +157,21 @@ def interval_option(name: str, value: Any, default: float) -> float | None:
         return None
     _positive(name, value)
     return float(value)
+
+
+def endpoint_list(value: Any) -> list[str]:
+    """Validate one endpoint or a sequence of them; return them as a list (the preferred first).
+
+    Raises:
+        ConfigurationError: no endpoint, or one that is not a ws/wss/http/https URL.
+
+    """
+    urls = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else None
+    if not urls:
+        raise ConfigurationError("url must be an endpoint URL, a non-empty list of them, or a callable returning one")
+    for url in urls:
+        websocket_endpoint(url)  # validates each URL early
+    return urls
 
 
 def _positive(name: str, value: Any) -> None:

@@ -23,7 +23,7 @@ from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk._runtime.handler_driver import HandlerDriver, HandlerEvents
 from maxsdk.call import ErrorConverter, PendingCall, rpc_error
-from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, ParamsLike
+from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike
 from maxsdk.errors import (
     AuthRefusedError,
     ClientClosedError,
@@ -89,7 +89,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
 
     def __init__(
         self,
-        url: str,
+        url: EndpointsLike,
         protocol: ProtocolHandler,
         *,
         params: ParamsLike = None,
@@ -115,6 +115,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
         proxy: str | None = None,
         close_timeout: float = 2.0,
         name: str | None = None,
+        failback_after: float | None = 30.0,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(protocol, ProtocolHandler):
@@ -144,6 +145,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
             proxy=proxy,
             close_timeout=close_timeout,
             name=name,
+            failback_after=failback_after,
             rng=_rng,
         )
         self.protocol = protocol

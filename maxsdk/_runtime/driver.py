@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from maxsdk.config import ClientConfig
 from maxsdk.protocol.session import ProtocolSession
 from maxsdk.status import ChannelSnapshot
 
@@ -24,6 +25,9 @@ __all__ = ["ProtocolDriver"]
 
 class ProtocolDriver(Protocol):
     """What the engine asks of a protocol (Phoenix, JSON-RPC, generic JSON...)."""
+
+    #: The settings; with failover the engine sets it per attempt (``url`` is the chosen endpoint).
+    config: ClientConfig
 
     @property
     def session(self) -> ProtocolSession:

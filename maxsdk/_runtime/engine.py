@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 from maxsdk import signals
 from maxsdk._runtime.connector import TransportSelector
 from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
+from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
@@ -145,6 +146,8 @@ class Engine:
         self._state_since = _monotonic()
         self._last_stats = (self._state_since, 0, 0, 0, 0, 0)
         self._timer: Timer | None = None
+        #: Endpoint failover (``None`` with a single endpoint).
+        self.endpoints: EndpointChooser | None = EndpointChooser(config, self) if config.failover else None
         if driver_factory is None:
             from maxsdk._runtime.phoenix_driver import PhoenixDriver
 
@@ -337,6 +340,8 @@ class Engine:
         if self._timer is not None:
             threads.append(self._timer.thread)
         threads.extend(self._dispatcher.threads)
+        if self.endpoints is not None:
+            threads.extend(self.endpoints.threads)
         return threads
 
     def _set_state(self, new: ConnectionState, reason: str) -> ConnectionState:
@@ -517,10 +522,18 @@ class Engine:
             with self._lock:
                 if rejoins:
                     following = session.next_deadline()
+            if self.endpoints is not None:
+                failback = self.endpoints.tick(now)
+                if failback is not None and (following is None or failback < following):
+                    following = failback
             return following
         except Exception:
             log.exception("%s: internal error in the timer thread", self.name)
             return now + 1.0
+
+    def drop_connection(self, reason: str) -> None:
+        """Close the current connection (the loop reconnects as after any drop)."""
+        self._drop_connection(reason)
 
     def _drop_connection(self, reason: str) -> None:
         with self._send_lock:
@@ -576,6 +589,9 @@ class Engine:
                 if decision is Decision.FATAL:
                     self._give_up(exc, attempt, f"connection refused for good: {exc}")
                     return "gave_up"
+                if self.endpoints is not None and self.endpoints.failed():
+                    log.info("%s: %s; trying the next endpoint", self.name, exc)
+                    continue  # every endpoint once before the reconnect schedule waits
                 attempt += 1
                 delay = backoff.delay(attempt, self.config.rng or _default_rng)
                 if delay is None:
@@ -630,6 +646,9 @@ class Engine:
     def _open(self) -> Transport:
         """Build the URL and options (evaluating params/token callables) and connect."""
         config = self.config
+        if self.endpoints is not None:
+            self.driver.config = self.endpoints.next_config()
+            self.redacted_url = redact_url(self.endpoints.url)
         try:
             params = config.params() if callable(config.params) else config.params
             headers = config.headers() if callable(config.headers) else config.headers
@@ -666,6 +685,8 @@ class Engine:
             self.reconnects += 1
         self._ever_connected = True
         self._connected_since_start = True
+        if self.endpoints is not None:
+            self.endpoints.succeeded()
         self.transport_kind = getattr(transport, "kind", "websocket")
         with self._lock:
             self._session.connection_opened(now, heartbeats=getattr(transport, "heartbeats", True))
@@ -772,6 +793,8 @@ class Engine:
             self.send_signal(signals.message_received, message=item.message)
         elif kind is HeartbeatReplied:
             self.metrics.observe_heartbeat(item.rtt)
+            if self.endpoints is not None:
+                self.endpoints.observe_rtt(item.rtt)
             self.send_signal(signals.heartbeat, rtt=item.rtt)
         elif kind is ProtocolErrorReceived:
             self.send_signal(signals.protocol_error, error=item.error)
