@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from maxsdk import signals
+from maxsdk._runtime.deflate import Deflate
 from maxsdk._version import __version__
 from maxsdk.channel import Channel
 from maxsdk.client import Client
@@ -135,6 +136,7 @@ __all__ = [
     "ConnectTimeoutError",
     "ConnectionLostError",
     "ConnectionState",
+    "Deflate",
     "Diagnostics",
     "ForkedClientError",
     "HandshakeError",

@@ -51,6 +51,12 @@ class Client(ClientBase):
             next healthy one is tried at once (fewest recent failures, then
             lowest heartbeat RTT, then the order given), and channels are
             rejoined and the outbox carries on there.
+        compression: offer permessage-deflate (RFC 7692) in the upgrade:
+            ``True`` (defaults), a :class:`~maxsdk.Deflate` (context takeover
+            and window options) or ``False`` (default). Used only if the
+            server accepts (Phoenix: ``compress: true``); a compressed message
+            inflating past ``max_message_size`` is refused after at most that
+            much work.
         failback_after: with several endpoints, seconds on another one
             between checks (a TCP connect) that the preferred one is back; if
             it answers the client reconnects there. ``None``: stay (see
@@ -162,6 +168,7 @@ class Client(ClientBase):
         outbox: Any = None,
         max_channels_per_socket: int | None = 100,
         failback_after: float | None = 30.0,
+        compression: Any = False,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         self.config = ClientConfig.build(
@@ -196,6 +203,7 @@ class Client(ClientBase):
             name=name,
             max_channels_per_socket=max_channels_per_socket,
             failback_after=failback_after,
+            compression=compression,
             rng=_rng,
         )
         self._engine = Engine(self.config, self)

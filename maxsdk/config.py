@@ -9,12 +9,15 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 from urllib.parse import urlsplit
 
 from maxsdk.endpoint import websocket_endpoint
 from maxsdk.errors import ConfigurationError
 from maxsdk.protocol.backoff import Backoff
+
+if TYPE_CHECKING:
+    from maxsdk._runtime.deflate import Deflate
 
 __all__ = ["DEFAULT_FATAL_STATUSES", "ClientConfig", "EndpointsLike", "ParamsLike", "endpoint_list", "make_ssl_context"]
 
@@ -71,6 +74,8 @@ class ClientConfig:
     #: A callable giving the endpoints on every connection attempt (service discovery).
     endpoint_source: Callable[[], str | Sequence[str]] | None = None
     failback_after: float | None = 30.0
+    #: permessage-deflate to offer (``None``: off); see :class:`maxsdk.Deflate`.
+    compression: Deflate | None = None
 
     @property
     def failover(self) -> bool:
@@ -88,6 +93,10 @@ class ClientConfig:
         unknown = set(options) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        if "compression" in options:
+            from maxsdk._runtime.deflate import Deflate as _Deflate
+
+            options["compression"] = _Deflate.coerce(options["compression"])
         if callable(url):
             options["endpoint_source"] = url
         endpoints = endpoint_list(url() if callable(url) else url)

@@ -670,6 +670,7 @@ class Engine:
             max_message_size=config.max_message_size,
             proxy=_proxy_tuple(config.proxy),
             proxy_type=_proxy_type(config.proxy),
+            compression=config.compression,
         )
         redacted = redact_url(url)
         log.debug("%s: connecting to %s", self.name, redacted)

@@ -19,11 +19,13 @@ import logging
 import socket
 import ssl
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import websocket
 
+from maxsdk._runtime.deflate import Deflate, DeflateSession, negotiate
 from maxsdk.errors import (
     AuthenticationError,
     ConnectFailedError,
@@ -125,6 +127,8 @@ class TransportOptions:
     max_message_size: int | None = 16 * 1024 * 1024
     proxy: tuple[str, int, tuple[str, str] | None] | None = None
     proxy_type: str = "http"
+    #: permessage-deflate settings to offer (``None``: no compression).
+    compression: Deflate | None = None
 
 
 def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) -> WebSocketTransport:
@@ -141,7 +145,8 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
     ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True, sslopt=sslopt)
     kwargs: dict[str, Any] = {
         "timeout": options.connect_timeout,
-        "header": [f"{name}: {value}" for name, value in options.headers],
+        "header": [f"{name}: {value}" for name, value in options.headers]
+        + ([f"Sec-WebSocket-Extensions: {options.compression.offer()}"] if options.compression else []),
         "suppress_origin": options.origin is None,
     }
     if options.origin is not None:
@@ -171,8 +176,15 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         raise ConnectFailedError(f"cannot connect to {redacted_url}: {_describe(exc)}", url=redacted_url) from None
     sock = ws.sock
     assert sock is not None
+    deflate = None
+    if options.compression is not None:
+        try:
+            deflate = negotiate(options.compression, (ws.getheaders() or {}).get("sec-websocket-extensions"))
+        except RemoteProtocolError as exc:
+            _close_quietly(ws)
+            raise ConnectFailedError(f"cannot connect to {redacted_url}: {exc}", url=redacted_url) from None
     sock.settimeout(None)
-    return WebSocketTransport(ws, sock, options.max_message_size, redacted_url)
+    return WebSocketTransport(ws, sock, options.max_message_size, redacted_url, deflate=deflate)
 
 
 class WebSocketTransport:
@@ -188,8 +200,14 @@ class WebSocketTransport:
         sock: socket.socket,
         max_message_size: int | None,
         redacted_url: str,
+        *,
+        deflate: DeflateSession | None = None,
     ) -> None:
         self._ws = ws
+        #: The negotiated permessage-deflate codec (``None``: uncompressed).
+        self.deflate = deflate
+        self._fragment_compressed = False
+        self._deflate_lock = threading.Lock()
         self._sock = sock
         self._limit = max_message_size
         self._url = redacted_url
@@ -208,12 +226,26 @@ class WebSocketTransport:
 
     def send(self, frame: str | bytes) -> int:
         """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping."""
+        if self.deflate is not None and type(frame) is not WebSocketPing and len(frame) >= self.deflate.min_size:
+            return self._send_compressed(frame)
         try:
             if isinstance(frame, str):
                 return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
             if type(frame) is WebSocketPing:
                 return self._ws.send(frame, websocket.ABNF.OPCODE_PING)
             return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
+
+    def _send_compressed(self, frame: str | bytes) -> int:
+        deflate = self.deflate
+        assert deflate is not None
+        opcode = websocket.ABNF.OPCODE_TEXT if isinstance(frame, str) else websocket.ABNF.OPCODE_BINARY
+        data = frame.encode() if isinstance(frame, str) else frame
+        try:
+            with self._deflate_lock:  # one compressor: compress and write in the same order
+                payload = deflate.compress(data)
+                return self._ws.send_frame(websocket.ABNF(1, 1, 0, 0, opcode, 1, payload))
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
 
@@ -286,10 +318,13 @@ class WebSocketTransport:
                     buf, pos = self._buf, self._pos
                 length = _unpack_64(buf, pos + 2)[0]
                 header = 10
-            if b1 & 0x80 or b0 & 0x70:
-                raise self._fatal("server frames must not be masked or use extension bits")
             opcode = b0 & 0x0F
             fin = b0 & 0x80
+            if b1 & 0x80 or b0 & 0x70:
+                # RSV1 marks a compressed message (RFC 7692 §6): on its first data frame only.
+                if b1 & 0x80 or b0 & 0x30 or self.deflate is None or opcode == _CONT or opcode >= 0x8:
+                    raise self._fatal("server frames must not be masked or use extension bits")
+                return self._recv_compressed(opcode, fin, header, length)
             if opcode >= 0x8:
                 if length > 125 or not fin:
                     raise self._fatal("invalid control frame")
@@ -303,6 +338,8 @@ class WebSocketTransport:
                 total = length + (self._fragment_size if opcode == _CONT else 0)
                 if limit is not None and total > limit:
                     self._skip(header, length)
+                    if self._fragment_compressed and opcode == _CONT:
+                        self._lose_window()
                     self._reset_fragments()
                     self._skipping_message = not fin
                     raise MessageTooLargeError(total, limit)
@@ -338,7 +375,10 @@ class WebSocketTransport:
                 if fin:
                     message = b"".join(self._fragments)
                     opcode = self._fragment_opcode
+                    compressed = self._fragment_compressed
                     self._reset_fragments()
+                    if compressed:
+                        return self._inflate(opcode, message)
                     if opcode == TEXT:
                         try:
                             return TEXT, message.decode()
@@ -363,6 +403,54 @@ class WebSocketTransport:
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 
+    def _recv_compressed(self, opcode: int, fin: int, header: int, length: int) -> tuple[int, Any]:
+        """The first frame of a compressed message: inflate it (bounded) once complete."""
+        if self._fragments:
+            raise self._fatal("new message before the previous fragmented one ended")
+        limit = self._limit
+        if limit is not None and length > limit:
+            self._skip(header, length)
+            self._skipping_message = not fin
+            self._lose_window()
+            raise MessageTooLargeError(length, limit)
+        self._fill(header + length)
+        pos = self._pos
+        data = bytes(self._buf[pos + header : pos + header + length])
+        self._pos = pos + header + length
+        if fin:
+            return self._inflate(opcode, data)
+        self._fragments.append(data)
+        self._fragment_opcode = opcode
+        self._fragment_size = length
+        self._fragment_compressed = True
+        return self.recv()
+
+    def _lose_window(self) -> None:
+        """A compressed message was skipped unread: with context takeover, close with 1009."""
+        deflate = self.deflate
+        if deflate is not None and not deflate.server_no_context_takeover:
+            deflate.usable = False
+            self.close(1009, "message too big")
+            self.abort()
+
+    def _inflate(self, opcode: int, data: bytes) -> tuple[int, Any]:
+        deflate = self.deflate
+        assert deflate is not None
+        try:
+            message = deflate.decompress(data, self._limit)
+        except MessageTooLargeError:
+            if not deflate.usable:  # the shared window is lost: nothing after this can be inflated
+                self._lose_window()
+            raise
+        except RemoteProtocolError as exc:
+            raise self._fatal(str(exc)) from None
+        if opcode == TEXT:
+            try:
+                return TEXT, message.decode()
+            except UnicodeDecodeError:
+                raise RemoteProtocolError("text message is not valid UTF-8", frame=message[:64]) from None
+        return opcode, message
+
     def _skip(self, header: int, length: int) -> None:
         """Discard a frame without holding more than one read of it in memory."""
         remaining = header + length
@@ -377,6 +465,7 @@ class WebSocketTransport:
             self._fill(1)
 
     def _reset_fragments(self) -> None:
+        self._fragment_compressed = False
         self._fragments = []
         self._fragment_size = 0
         self._fragment_opcode = 0

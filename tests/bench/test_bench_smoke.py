@@ -42,3 +42,14 @@ def test_quick_run_prints_a_table(tmp_path: Path) -> None:
     assert rows["raw websocket-client"].count("1.00x") >= 2  # the ratio reference
     assert (tmp_path / "latest.md").read_text() == out
     assert (tmp_path / "latest.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_the_deflate_bench_prints_its_rows() -> None:
+    script = RUN.parent / "deflate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--count", "50", "--repeat", "1"], capture_output=True, text=True, timeout=110
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert {"off", "deflate (context takeover)", "deflate (no context takeover)"} <= set(rows), done.stdout
