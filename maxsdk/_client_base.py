@@ -115,14 +115,26 @@ class ClientBase:
     # -- observability ----------------------------------------------------------------------------
 
     def diagnostics(self) -> Diagnostics:
-        """A snapshot of the connection for logs and health checks (no secrets)."""
+        """A snapshot of the connection for logs and health checks (no secrets).
+
+        Raises:
+            ForkedClientError: in a child process after ``os.fork()`` (the
+                engine's lock may have been held by a thread that did not survive).
+
+        """
+        self._check_process()
         return self._engine.diagnostics()
 
     def stats(self) -> Stats:
         """Counters, gauges, latency percentiles and rates (see :class:`~maxsdk.stats.Stats`).
 
         Rates cover the time since the previous ``stats()`` call.
+
+        Raises:
+            ForkedClientError: in a child process after ``os.fork()``.
+
         """
+        self._check_process()
         return self._engine.stats(self._outbox_depth())
 
     def _outbox_depth(self) -> int | None:

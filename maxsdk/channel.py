@@ -149,6 +149,7 @@ class Channel:
 
     def stats(self) -> ChannelStats:
         """The channel's dispatch counters: queued, handled, dropped (see :class:`~maxsdk.ChannelStats`)."""
+        self._client._check_process()
         lane = self._lane
         return ChannelStats(
             topic=self.topic,

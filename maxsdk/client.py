@@ -318,10 +318,12 @@ class Client(ClientBase):
 
     def socket_diagnostics(self) -> list[Diagnostics]:
         """One :class:`~maxsdk.Diagnostics` per socket, the client's first socket first."""
+        self._check_process()
         return [engine.diagnostics() for engine in self._shards.engines]
 
     def socket_stats(self) -> list[Stats]:
         """One :class:`~maxsdk.Stats` per socket (each advances that socket's rate window)."""
+        self._check_process()
         return [engine.stats() for engine in self._shards.engines]
 
     def diagnostics(self) -> Diagnostics:
@@ -330,7 +332,13 @@ class Client(ClientBase):
         With one socket, that socket's snapshot; with several, the first
         socket's state and URL, every socket's channels, and summed counters
         (per socket: :meth:`socket_diagnostics`).
+
+        Raises:
+            ForkedClientError: in a child process after ``os.fork()`` (the
+                engine's lock may have been held by a thread that did not survive).
+
         """
+        self._check_process()
         engines = self._shards.engines
         first = self._engine.diagnostics()
         if len(engines) == 1:
@@ -342,7 +350,12 @@ class Client(ClientBase):
 
         With several sockets, counters and rates are summed and latency
         percentiles are the worst socket's (per socket: :meth:`socket_stats`).
+
+        Raises:
+            ForkedClientError: in a child process after ``os.fork()``.
+
         """
+        self._check_process()
         engines = self._shards.engines
         first = self._engine.stats(self._outbox_depth())
         if len(engines) == 1:
