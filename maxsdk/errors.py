@@ -120,12 +120,15 @@ class RemoteProtocolError(ProtocolError, ValueError):
 
     Attributes:
         frame: a short, printable excerpt of the offending frame.
+        topic: the channel the frame was for, when known (e.g. a malformed
+            ``presence_diff``), else ``None``.
 
     """
 
-    def __init__(self, message: str, *, frame: str | bytes | None = None) -> None:
+    def __init__(self, message: str, *, frame: str | bytes | None = None, topic: str | None = None) -> None:
         super().__init__(message)
         self.frame = _excerpt(frame) if frame is not None else None
+        self.topic = topic
 
 
 class MessageTooLargeError(RemoteProtocolError):

@@ -8,7 +8,14 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from maxsdk import signals
-from maxsdk.protocol.phoenix.presence import PresenceChange, PresenceTracker, list_presences
+from maxsdk.errors import RemoteProtocolError
+from maxsdk.protocol.phoenix.presence import (
+    PresenceChange,
+    PresenceTracker,
+    diff_problem,
+    list_presences,
+    state_problem,
+)
 
 if TYPE_CHECKING:
     from maxsdk.channel import Channel
@@ -104,19 +111,43 @@ class Presence:
     # -- fed by the channel on the dispatcher thread -------------------------------
 
     def _handle(self, event: str, payload: Any, join_ref: str | None) -> bool:
-        """Apply a presence event; return whether it was one."""
-        if event == self.state_event and isinstance(payload, dict):
-            with self._lock:
-                changes: builtins.list[PresenceChange] | None = self._tracker.apply_state(payload, join_ref)
-                self._synced.notify_all()
-        elif event == self.diff_event and isinstance(payload, dict):
-            with self._lock:
-                changes = self._tracker.apply_diff(payload, join_ref)
+        """Apply a presence event; return whether it was one.
+
+        A malformed payload is reported as a protocol error on the channel and
+        changes nothing; it never raises, so the user's handlers for the
+        event still run.
+        """
+        if event == self.state_event:
+            problem = state_problem(payload)
+        elif event == self.diff_event:
+            problem = diff_problem(payload)
         else:
             return False
+        if problem is not None:
+            self._refuse(event, problem, payload)
+            return True
+        try:
+            with self._lock:
+                if event == self.state_event:
+                    changes: builtins.list[PresenceChange] | None = self._tracker.apply_state(payload, join_ref)
+                    self._synced.notify_all()
+                else:
+                    changes = self._tracker.apply_diff(payload, join_ref)
+        except (RecursionError, TypeError, ValueError, AttributeError) as exc:  # beyond the shape check
+            self._refuse(event, f"cannot be applied ({type(exc).__name__})", payload)
+            return True
         if changes is not None:
             self._report(changes)
         return True
+
+    def _refuse(self, event: str, problem: str, payload: Any) -> None:
+        topic = self._channel.topic
+        try:
+            excerpt = repr(payload)[:200]
+        except RecursionError:
+            excerpt = "<too deeply nested>"
+        error = RemoteProtocolError(f"malformed {event} on {topic!r}: {problem}; ignored", frame=excerpt, topic=topic)
+        self._channel._engine.report_protocol_error(error)
 
     def _report(self, changes: builtins.list[PresenceChange]) -> None:
         channel = self._channel

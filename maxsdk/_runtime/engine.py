@@ -821,6 +821,12 @@ class Engine:
         for receiver in list(signal.receivers_for(self.owner)):
             self.guarded(receiver, (self.owner,), signal.name, kwargs)
 
+    def report_protocol_error(self, error: RemoteProtocolError) -> None:
+        """Count and signal a peer's message that made no sense above the frame layer (e.g. presence)."""
+        log.warning("%s: %s", self.name, error)
+        with self._lock:
+            self._session.protocol_error(error)
+
     def guarded(
         self, fn: Callable[..., Any], args: tuple[Any, ...], context: str, kwargs: dict[str, Any] | None = None
     ) -> None:

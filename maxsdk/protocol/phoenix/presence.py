@@ -20,7 +20,15 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["PresenceChange", "PresenceTracker", "list_presences", "sync_diff", "sync_state"]
+__all__ = [
+    "PresenceChange",
+    "PresenceTracker",
+    "diff_problem",
+    "list_presences",
+    "state_problem",
+    "sync_diff",
+    "sync_state",
+]
 
 State = dict[str, dict[str, Any]]
 
@@ -45,6 +53,39 @@ class PresenceChange(NamedTuple):
 
 def _refs(entry: dict[str, Any]) -> set[Any]:
     return {meta.get("phx_ref") for meta in entry.get("metas", ()) if isinstance(meta, dict)}
+
+
+def state_problem(state: Any, what: str = "presence_state") -> str | None:
+    """Why ``state`` is not a presence state (``{key: {"metas": [object, ...]}}``), or ``None``.
+
+    A peer's payload is checked whole before any of it is applied, so a
+    malformed one leaves the state as it was (reference §6.1).
+    """
+    if not isinstance(state, dict):
+        return f"{what} is a {type(state).__name__}, not an object"
+    for key, entry in state.items():
+        if not isinstance(entry, dict):
+            return f"{what} entry {key!r} is a {type(entry).__name__}, not an object"
+        metas = entry.get("metas")
+        if not isinstance(metas, list):
+            return f"{what} entry {key!r} has no list of metas"
+        for meta in metas:
+            if not isinstance(meta, dict):
+                return f"{what} entry {key!r} has a meta that is a {type(meta).__name__}, not an object"
+    return None
+
+
+def diff_problem(diff: Any) -> str | None:
+    """Why ``diff`` is not a presence diff (``{"joins": state, "leaves": state}``), or ``None``."""
+    if not isinstance(diff, dict):
+        return f"presence_diff is a {type(diff).__name__}, not an object"
+    for part in ("joins", "leaves"):
+        value = diff.get(part)
+        if value is not None:
+            problem = state_problem(value, f"presence_diff {part}")
+            if problem is not None:
+                return problem
+    return None
 
 
 def sync_diff(state: State, diff: dict[str, Any]) -> tuple[State, list[PresenceChange]]:
