@@ -55,6 +55,8 @@ class Contender:
         """Whether this contender runs ``workload``."""
         if self.reference and not workload.references:
             return False
+        if workload.contenders is not None and self.key not in workload.contenders:
+            return False
         return self.only is None or workload.run in self.only
 
     def command(self, workload: str, endpoint: str, params: dict[str, Any], node: str = "node") -> list[str]:
@@ -187,6 +189,7 @@ class Workload:
     references: bool = False
     timeout: float = 600.0
     description: str = ""
+    contenders: tuple[str, ...] | None = None
 
     def label(self, metric: Metric) -> str:
         """A metric's column label with this run's parameters filled in."""
@@ -293,6 +296,42 @@ WORKLOADS: tuple[Workload, ...] = (
         ("rate",),
         description="200 clients, each joined to `room:fanout`; one push makes the server send 500 broadcasts of "
         "100 B to every one of them (100,000 deliveries).",
+    ),
+    Workload(
+        "fanout-1000",
+        "fanout",
+        "Fan-out: 1,000 clients in one process",
+        {"clients": 1000, "n": 100, "size": 100},
+        {"clients": 20, "n": 20, "size": 100},
+        (
+            Metric("rate", "msgs/s delivered", "msgs/s", True),
+            Metric("threads_per_client", "threads/client", "", False, 2),
+            Metric("rss_per_client_mb", "MiB/client", "MiB", False, 3),
+            Metric("cpu_s_per_100k", "CPU s / 100k", "s", False, 2),
+        ),
+        ("rate",),
+        contenders=("maxsdk", RAW, PHOENIXJS),
+        description="1,000 clients (1,000 connections) in one process, each joined to `room:fanout`; one push makes "
+        "the server send 100 broadcasts of 100 B to every one (100,000 deliveries). Only the thread-cheap "
+        "contenders: the asyncio clients start a loop thread per client.",
+    ),
+    Workload(
+        "channels-10k",
+        "channels",
+        "10,000 channels on one client",
+        {"channels": 10_000, "n": 10, "size": 100},
+        {"channels": 200, "n": 5, "size": 100},
+        (
+            Metric("join_rate", "joins/s", "joins/s", True),
+            Metric("rate", "msgs/s delivered", "msgs/s", True),
+            Metric("kib_per_channel", "KiB/channel", "KiB", False, 2),
+            Metric("threads", "threads", "", False),
+        ),
+        ("join_rate", "rate"),
+        contenders=("maxsdk", RAW),
+        description="One connection joins 10,000 topics (joins pipelined, then all replies awaited); then a `flood` "
+        "push on every channel makes the server send 10 broadcasts of 100 B on each (100,000 deliveries, "
+        "each channel's in order).",
     ),
 )
 

@@ -35,9 +35,9 @@ class Client(ClientBase):
             room = client.join("room:lobby")
             reply = room.push("new_msg", {"body": "hi"})
 
-    A background reader thread and a timer thread (heartbeats, timeouts,
-    rejoins) do the work; your handlers and signal receivers run on a small
-    worker pool shared by the clients of the process, each channel on its own
+    A background reader thread does the work, with one timer thread shared
+    by the clients of the process (heartbeats, timeouts, rejoins); your
+    handlers and signal receivers run on a small worker pool shared too, each channel on its own
     ordered queue (a slow handler on one channel delays neither the others nor
     any reply). Every public method is safe to call from any thread.
 

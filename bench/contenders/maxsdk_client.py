@@ -159,6 +159,43 @@ def fanout(url: str, clients: int, n: int, size: int) -> dict[str, Any]:
     }
 
 
+def channels(url: str, channels: int, n: int, size: int) -> dict[str, Any]:
+    import threading
+
+    import maxsdk
+
+    before, threads_before = settled_rss_mb(), threading.active_count()
+    with maxsdk.Client(url, max_channels_per_socket=None) as client:
+        client.connect()
+        started = time.perf_counter()
+        rooms = [client.join_nowait(f"room:c{i}", timeout=LONG_TIMEOUT) for i in range(channels)]
+        for room in rooms:
+            room.wait_joined(LONG_TIMEOUT)
+        join_elapsed = time.perf_counter() - started
+        joined = settled_rss_mb()
+        threads = threading.active_count() - threads_before
+        counters = [Countdown(n) for _ in rooms]
+        for room, counter in zip(rooms, counters):
+            room.on("flood_msg", counter)
+        cpu0, started = time.process_time(), time.perf_counter()
+        pending = [room.push_nowait("flood", {"n": n, "size": size}, timeout=LONG_TIMEOUT) for room in rooms]
+        for counter in counters:
+            counter.wait()
+        elapsed = max(counter.finished_at for counter in counters) - started
+        cpu = time.process_time() - cpu0
+        for reply in pending:
+            reply.wait(LONG_TIMEOUT)
+    total = channels * n
+    return {
+        "join_rate": channels / join_elapsed,
+        "rate": total / elapsed,
+        "delivered": sum(counter.count for counter in counters),
+        "kib_per_channel": (joined - before) * 1024 / channels,
+        "threads": threads,
+        "cpu_s_per_100k": cpu * 100_000 / total,
+    }
+
+
 if __name__ == "__main__":
     run(
         {
@@ -168,5 +205,6 @@ if __name__ == "__main__":
             "connect_join": connect_join,
             "memory": memory,
             "fanout": fanout,
+            "channels": channels,
         }
     )

@@ -237,6 +237,49 @@ def fanout(url: str, clients: int, n: int, size: int) -> dict[str, Any]:
     }
 
 
+def channels(url: str, channels: int, n: int, size: int) -> dict[str, Any]:
+    before = settled_rss_mb()
+    channel = RawChannel(url)
+    recv, loads = channel.ws.recv, json.loads
+    topics = [f"room:c{i}" for i in range(channels)]
+    started = time.perf_counter()
+    refs = set()
+    for topic in topics:
+        ref = str(next(channel.refs))
+        channel.join_refs[topic] = ref
+        channel.ws.send(json.dumps([ref, ref, topic, "phx_join", {}]))
+        refs.add(ref)
+    while refs:
+        _, msg_ref, _, msg_event, _ = loads(recv())
+        if msg_event == "phx_reply":
+            refs.discard(msg_ref)
+    join_elapsed = time.perf_counter() - started
+    joined = settled_rss_mb()
+    counts = dict.fromkeys(topics, 0)
+    cpu0, started = time.process_time(), time.perf_counter()
+    for topic in topics:
+        refs.add(channel.send(topic, "flood", {"n": n, "size": size}))
+    remaining, total = channels, channels * n
+    while remaining or refs:
+        _, msg_ref, topic, msg_event, _ = loads(recv())
+        if msg_event == "flood_msg":
+            counts[topic] += 1
+            if counts[topic] == n:
+                remaining -= 1
+        elif msg_event == "phx_reply":
+            refs.discard(msg_ref)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    channel.close()
+    return {
+        "join_rate": channels / join_elapsed,
+        "rate": total / elapsed,
+        "delivered": sum(counts.values()),
+        "kib_per_channel": (joined - before) * 1024 / channels,
+        "threads": 0,
+        "cpu_s_per_100k": cpu * 100_000 / total,
+    }
+
+
 if __name__ == "__main__":
     run(
         {
@@ -246,5 +289,6 @@ if __name__ == "__main__":
             "connect_join": connect_join,
             "memory": memory,
             "fanout": fanout,
+            "channels": channels,
         }
     )

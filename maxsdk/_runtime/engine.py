@@ -6,8 +6,10 @@ Threads (per client, all started by :meth:`Engine.start`, all joined by
 * **reader** (``maxsdk-reader-N``): owns the connection loop — connect,
   read frames until the connection ends, decide whether and when to
   reconnect (waiting on an abortable event). It survives reconnects.
-* **timer** (``maxsdk-timer-N``): acts on the core's deadlines (heartbeats,
-  push timeouts, rejoins).
+* deadlines (heartbeats, push timeouts, rejoins) are acted on by the
+  process-wide timer thread (``maxsdk-timer``), one entry per client (see
+  :mod:`maxsdk._runtime.timer`); close() removes the entry and waits for a
+  tick in flight.
 * handlers and signal receivers run on the process-wide dispatch pool, one
   ordered lane per channel plus one for connection-level events (see
   :mod:`maxsdk._runtime.dispatcher`); a channel may opt into its own thread.
@@ -35,7 +37,7 @@ from maxsdk._runtime.connector import TransportSelector
 from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.metrics import Metrics
-from maxsdk._runtime.timer import Timer
+from maxsdk._runtime.timer import Timer, is_timer_thread
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context
 from maxsdk.endpoint import redact_url
@@ -219,7 +221,7 @@ class Engine:
             if start_helpers:
                 self._dispatcher.start()
                 timer.start()
-            self._internal_idents = frozenset(t.ident for t in (reader, timer.thread) if t.ident is not None)
+            self._internal_idents = frozenset(() if reader.ident is None else (reader.ident,))
 
     def _make_helpers(self) -> None:
         self._timer = Timer(self._tick, name=f"{self.name}-timer")
@@ -328,6 +330,8 @@ class Engine:
         current = threading.current_thread()
         # Every handler queued before close runs (on the shared pool) before close returns.
         self._dispatcher.join(max(0.5, deadline - _monotonic()))
+        if self._timer is not None and not self._timer.join(max(0.5, deadline - _monotonic())):
+            log.warning("%s: a timer tick was still running after close", self.name)
         for thread in self._all_threads():
             if thread is not current and thread.is_alive():
                 thread.join(max(0.5, deadline - _monotonic()))
@@ -337,8 +341,6 @@ class Engine:
 
     def _all_threads(self) -> list[threading.Thread]:
         threads = [self._reader_thread] if self._reader_thread is not None else []
-        if self._timer is not None:
-            threads.append(self._timer.thread)
         threads.extend(self._dispatcher.threads)
         if self.endpoints is not None:
             threads.extend(self.endpoints.threads)
@@ -369,7 +371,7 @@ class Engine:
 
     def check_blocking_allowed(self) -> None:
         """Raise :class:`WrongThreadError` on the reader or timer thread (blocking there deadlocks)."""
-        if threading.get_ident() in self._internal_idents:
+        if threading.get_ident() in self._internal_idents or is_timer_thread():
             raise WrongThreadError("blocking maxsdk calls cannot be made from the client's reader or timer thread")
 
     @contextlib.contextmanager
@@ -436,7 +438,7 @@ class Engine:
         """Wake the timer if a deadline earlier than the one it sleeps until was set."""
         timer = self._timer
         if timer is not None and deadline < timer.target:
-            timer.poke()
+            timer.poke_if_earlier(deadline)
 
     def _complete(self, completions: list[Completion]) -> None:
         now = _monotonic()
@@ -771,7 +773,7 @@ class Engine:
                     completions = rejoins = None
                 new_deadline = session.take_new_deadline()
             if new_deadline < timer.target:
-                timer.poke()
+                timer.poke_if_earlier(new_deadline)
             if completions:
                 self._complete(completions)
             if rejoins:

@@ -1,27 +1,50 @@
-"""The timer thread: sleeps until the protocol core's next deadline, then ticks it.
+"""Deadlines of every client of a process, driven by one shared timer thread.
 
-The core never sleeps; it only reports its earliest deadline. This thread
-waits until then (or until poked because an earlier deadline appeared) and
-calls ``tick(now)``, which acts on due deadlines and returns the next one.
+The core never sleeps; it only reports its earliest deadline. Each client
+holds a :class:`Timer` (its entry in the process-wide schedule): the shared
+thread (``maxsdk-timer``) sleeps until the earliest deadline of all entries,
+then calls that client's ``tick(now)``, which acts on due deadlines
+(heartbeats, push timeouts, rejoins, reconnect schedule) and returns the next
+one. So a process with a thousand clients has one timer thread, not a thousand.
+
+Rules:
+
+* an entry is ticked by one thread at a time, never concurrently with itself;
+* :meth:`Timer.poke` asks for a tick now; a poke during a tick makes the entry
+  tick again right after (nothing set meanwhile is missed);
+* :meth:`Timer.stop` removes the entry; :meth:`Timer.join` then waits for a
+  tick in flight, so after ``close()`` no tick of that client runs;
+* the thread ends when no entry is left and starts again with the next one;
+* a forked child starts with an empty schedule (the parent's thread does not
+  exist there).
+
+A tick should not block: while one client's tick runs, the others wait.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
 import math
+import os
 import threading
 import time
 from typing import Callable
 
-__all__ = ["Timer"]
+__all__ = ["Timer", "TimerService", "is_timer_thread", "shared_service"]
+
+log = logging.getLogger(__name__)
+
+THREAD_NAME = "maxsdk-timer"
 
 
 class Timer:
-    """One thread driving every deadline of a client.
+    """One client's entry in the shared timer's schedule.
 
     Args:
         tick: ``tick(now) -> next deadline or None``; runs due work.
-        name: the thread name.
-        clock: the monotonic clock.
+        name: the client's name (for logs).
+        service: the schedule to join (default: the process-wide one).
 
     """
 
@@ -30,64 +53,222 @@ class Timer:
         tick: Callable[[float], float | None],
         *,
         name: str,
-        clock: Callable[[], float] = time.monotonic,
+        service: TimerService | None = None,
     ) -> None:
-        self._tick = tick
-        self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
-        self._dirty = False
-        self._stopping = False
-        #: The time the thread sleeps until; ``inf`` while it is ticking, so
-        #: that any deadline set meanwhile pokes it (see :meth:`poke_if_earlier`).
+        self.tick = tick
+        self.name = name
+        self._service = service
+        #: The time the entry is due; ``inf`` while it is ticking or unscheduled, so that
+        #: any deadline set meanwhile reaches :meth:`poke_if_earlier` (a lock-free check).
         self.target = math.inf
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.generation = 0
+        self.running = False
+        self.dirty = False
+        self.stopped = False
+        self.started = False
 
     @property
-    def thread(self) -> threading.Thread:
-        """The timer thread."""
-        return self._thread
+    def service(self) -> TimerService:
+        """The schedule this entry belongs to."""
+        if self._service is None:
+            self._service = shared_service()
+        return self._service
 
     def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
+        """Join the schedule and tick once now."""
+        self.service.add(self)
 
     def poke_if_earlier(self, deadline: float | None) -> None:
-        """Wake the thread if ``deadline`` is before the time it sleeps until."""
+        """Tick at ``deadline`` if that is before the time the entry is due."""
         if deadline is not None and deadline < self.target:
-            self.poke()
+            self.service.schedule(self, deadline)
 
     def poke(self) -> None:
-        """Make the thread tick again now."""
-        with self._cond:
-            self._dirty = True
-            self._cond.notify()
+        """Make the entry tick again now."""
+        self.service.schedule(self, -math.inf)
 
     def stop(self) -> None:
-        """End the thread (call :meth:`join` to wait for it)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        """Leave the schedule (call :meth:`join` to wait for a tick in flight)."""
+        if self.started:
+            self.service.remove(self)
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to end (a no-op from the thread itself)."""
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until no tick of this entry runs; ``False`` on timeout (a no-op from the timer thread)."""
+        if not self.started or is_timer_thread():
+            return True
+        return self.service.wait_idle(self, timeout)
 
-    def _run(self) -> None:
+
+class TimerService:
+    """A heap of entries and the thread that ticks them when due.
+
+    Args:
+        clock: the monotonic clock.
+
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int, int, Timer]] = []
+        self._seq = 0
+        self._entries = 0
+        #: The deadline the thread sleeps until (``-inf`` while it works).
+        self._sleeping_until = -math.inf
+        self._thread: threading.Thread | None = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The timer thread, if running."""
+        return self._thread
+
+    @property
+    def entries(self) -> int:
+        """Entries in the schedule."""
+        return self._entries
+
+    def add(self, timer: Timer) -> None:
+        """Add ``timer`` to the schedule, due now."""
+        with self._lock:
+            if timer.started:
+                return
+            timer.started = True
+            self._entries += 1
+            self._push(timer, -math.inf)
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+                self._thread = thread
+                thread.start()
+
+    def remove(self, timer: Timer) -> None:
+        """Take ``timer`` out of the schedule (idempotent)."""
+        with self._lock:
+            if timer.stopped:
+                return
+            timer.stopped = True
+            timer.generation += 1  # its heap entries go stale
+            timer.target = -math.inf  # nothing pokes a stopped entry
+            self._entries -= 1
+            self._wake.notify()
+
+    def schedule(self, timer: Timer, when: float) -> None:
+        """Tick ``timer`` at ``when`` (or right after its tick in flight)."""
+        with self._lock:
+            if timer.stopped or not timer.started:
+                return
+            if timer.running:
+                timer.dirty = True
+                return
+            if when < timer.target:
+                self._push(timer, when)
+
+    def wait_idle(self, timer: Timer, timeout: float | None) -> bool:
+        """Wait until ``timer`` is not being ticked."""
+        deadline = None if timeout is None else self._clock() + timeout
+        with self._lock:
+            while timer.running:
+                remaining = None if deadline is None else deadline - self._clock()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def _push(self, timer: Timer, when: float) -> None:
+        """Schedule under the lock; wake the thread if this is now the earliest deadline."""
+        timer.generation += 1
+        timer.target = when
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, timer.generation, timer))
+        if when < self._sleeping_until:
+            self._wake.notify()
+
+    def _next_due(self) -> tuple[Timer, float] | None:
+        """Under the lock: wait for the next due entry; ``None`` when the schedule is empty."""
+        heap = self._heap
         clock = self._clock
         while True:
-            self.target = math.inf
-            with self._cond:
-                self._dirty = False
-                if self._stopping:
-                    return
-            following = self._tick(clock())
-            with self._cond:
-                if self._stopping:
-                    return
-                if self._dirty:
+            if not self._entries:
+                self._heap.clear()
+                self._thread = None
+                return None
+            if not heap:
+                self._sleeping_until = math.inf
+                self._wake.wait()
+                continue
+            when, _, generation, timer = heap[0]
+            if generation != timer.generation:
+                heapq.heappop(heap)
+                continue
+            now = clock()
+            if when > now:
+                self._sleeping_until = when
+                self._wake.wait(when - now)
+                continue
+            heapq.heappop(heap)
+            self._sleeping_until = -math.inf
+            timer.running = True
+            timer.dirty = False
+            timer.target = math.inf
+            return timer, now
+
+    def _run(self) -> None:
+        _local.timer = True
+        lock = self._lock
+        while True:
+            with lock:
+                due = self._next_due()
+            if due is None:
+                return
+            timer, now = due
+            following: float | None = None
+            try:
+                following = timer.tick(now)
+            except Exception:  # one client's bug must not end the thread of all
+                log.exception("internal error in the timer tick of %s", timer.name)
+                following = now + 1.0
+            with lock:
+                timer.running = False
+                self._idle.notify_all()
+                if timer.stopped:
                     continue
-                self.target = math.inf if following is None else following
-                delay = None if following is None else max(0.0, following - clock())
-                if delay is None or delay > 0:
-                    self._cond.wait(delay)
+                timer.target = math.inf
+                if timer.dirty:
+                    timer.dirty = False
+                    self._push(timer, -math.inf)
+                elif following is not None:
+                    self._push(timer, following)
+
+
+_local = threading.local()
+_shared: TimerService | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_service() -> TimerService:
+    """The process-wide schedule (created on first use, and anew in a forked child)."""
+    global _shared
+    service = _shared
+    if service is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = TimerService()
+            service = _shared
+    return service
+
+
+def is_timer_thread() -> bool:
+    """Whether the calling thread is a timer thread (blocking there would stall every client)."""
+    return getattr(_local, "timer", False)
+
+
+def _forget_service_in_child() -> None:
+    global _shared, _shared_lock
+    _shared = None  # the parent's timer thread does not exist in the child
+    _shared_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_service_in_child)

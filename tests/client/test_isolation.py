@@ -162,8 +162,9 @@ def test_many_clients_share_the_dispatch_pool(phoenix_server):
             room.push_nowait("flood", {"n": 200, "size": 10})
         for _, inbox in inboxes:
             assert [m["i"] for m in inbox.wait_count(200)] == list(range(1, 201))
-        # Two threads per client (reader, timer) plus the shared pool: no dispatcher each.
-        assert len(_client_side_threads()) - before <= 2 * len(clients) + 8
+        # One thread per client (its reader) plus the shared pool and timer: no dispatcher or timer each.
+        assert len(_client_side_threads()) - before <= len(clients) + 8
+        assert len({client._engine._timer.service.thread for client in clients}) == 1
         names = set().union(*(inbox.threads for _, inbox in inboxes))
         assert names <= {f"{client._engine.name}-dispatch" for client in clients}
     finally:

@@ -37,8 +37,9 @@ def test_close_joins_every_thread_it_started(phoenix_server):
     client.connect()
     client.join("room:lobby")
     threads = client.threads
-    # Handlers run on the process-wide dispatch pool: a client starts only its reader and timer.
-    assert {t.name.rsplit("-", 1)[1] for t in threads} == {"reader", "timer"}
+    # Handlers run on the process-wide dispatch pool and deadlines on the process-wide timer:
+    # a client starts only its reader.
+    assert [t.name.rsplit("-", 1)[1] for t in threads] == ["reader"]
     client.close()
     assert not any(t.is_alive() for t in threads)
     assert client.state is ConnectionState.CLOSED
@@ -53,7 +54,7 @@ def test_close_joins_the_dedicated_thread_of_a_channel_and_runs_what_was_queued(
     room.on("flood_msg", lambda payload: seen.append((payload["i"], threading.current_thread().name)))
     room.join()
     threads = client.threads
-    assert sorted(t.name.split("-", 2)[2] for t in threads) == ["dispatch-1", "reader", "timer"]
+    assert sorted(t.name.split("-", 2)[2] for t in threads) == ["dispatch-1", "reader"]
     room.push("flood", {"n": 200, "size": 10})  # the server pushes the 200 messages before its reply
     client.close()
     assert not any(t.is_alive() for t in threads)
@@ -128,8 +129,8 @@ def test_a_thousand_reconnects_leave_no_thread_or_fd_behind(phoenix_server):
         assert client.threads[0] is reader, "the reader thread survives reconnects"
         gc.collect()
         mine = [t for t in threading.enumerate() if t.name.startswith(client._engine.name + "-")]
-        # The reader and the timer (a pool worker running this client's handler carries its name too).
-        assert len([t for t in mine if not t.name.endswith("-dispatch")]) == 2
+        # The reader alone (a pool worker running this client's handler carries its name too).
+        assert len([t for t in mine if not t.name.endswith("-dispatch")]) == 1
         # The server's per-connection threads and sockets come and go; allow for the one in flight.
         assert settles(lambda: threading.active_count() <= threads_before + 2), threading.active_count()
         assert settles(lambda: open_fds() <= fds_before + 4), (open_fds(), fds_before)

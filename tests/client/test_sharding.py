@@ -91,5 +91,5 @@ def test_max_channels_per_socket_places_joins_without_waiting_for_a_refusal(phoe
         phoenix_server.wait_for_connections(3)
         assert {room._engine.name for room in rooms[6:]} != {rooms[0]._engine.name}
         threads = client.threads
-        assert len(threads) == 6  # a reader and a timer per socket
+        assert len(threads) == 3  # a reader per socket (the timer is shared by the process)
     assert not any(t.is_alive() for t in threads)
