@@ -78,6 +78,8 @@ setup(
         "persist-queue>=1.0",
         # The embedded Phoenix-protocol server (tests, examples, `maxsdk serve`).
         "websockets>=13.0",
+        # RFC 6902 JSON Patch for replicated state (maxsdk.protocol.patch).
+        "jsonpatch>=1.33",
     ],
     extras_require={
         "test": TEST_REQUIRES,

@@ -32,12 +32,14 @@ message.
     │   │   └── SubscriptionError              the server refused a topic subscription
     │   ├── ChannelClosedError (RuntimeError)  the channel is closed (left, or never joined)
     │   └── ReplyError                         a push got an ``error`` reply
+    │       └── StateConflictError             the server refused an optimistic state update
     ├── MaxsdkTimeoutError (TimeoutError)
     │   ├── ConnectTimeoutError                no connection within the timeout
     │   ├── JoinTimeoutError (also JoinError)  no join reply within the timeout
     │   └── ReplyTimeoutError                  no reply within the timeout
     │       └── ReplyLostError                 the connection or channel dropped before the reply
     ├── CapacityError (RuntimeError)           a bounded table is full
+    ├── PatchError (ValueError)                a JSON Patch / Merge Patch does not apply to a document
     ├── ForkedClientError (RuntimeError)       a client created before os.fork() used in the child
     ├── WrongThreadError (RuntimeError)        a blocking call from one of maxsdk's own threads
     └── OutboxError                            the durable outbox's store failed; the message was not accepted
@@ -78,12 +80,14 @@ __all__ = [
     "OutboxFullError",
     "OutboxLockedError",
     "OutboxStorageError",
+    "PatchError",
     "ProtocolError",
     "RemoteProtocolError",
     "ReplyError",
     "ReplyLostError",
     "ReplyTimeoutError",
     "RpcError",
+    "StateConflictError",
     "SubscriptionError",
     "TLSVerificationError",
     "TokenFetchError",
@@ -345,6 +349,38 @@ class ReplyError(ChannelError):
         self.event = reply.event
         self.status = reply.status
         self.response = reply.response
+
+
+class StateConflictError(ReplyError):
+    """The server refused an optimistic update of a replicated state (see ``docs/state.md``).
+
+    The local copy has already been rolled back when this is raised.
+
+    Attributes:
+        reason: the server's reason (``"conflict"``, ``"invalid patch"``...).
+        version: the server's current version, when it said so.
+
+    """
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__(reply)
+        response = reply.response if isinstance(reply.response, dict) else {}
+        self.reason: str | None = response.get("reason")
+        version = response.get("version")
+        self.version: int | None = version if type(version) is int else None
+
+
+class PatchError(MaxsdkError, ValueError):
+    """A JSON Patch (RFC 6902) or JSON Merge Patch (RFC 7396) is malformed or does not apply.
+
+    Attributes:
+        op: the patch kind, ``"json"`` or ``"merge"``.
+
+    """
+
+    def __init__(self, message: str, *, op: str) -> None:
+        super().__init__(message)
+        self.op = op
 
 
 # -- timeouts -----------------------------------------------------------------
