@@ -43,7 +43,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar, NoReturn, cast
+from typing import Any, ClassVar, NamedTuple, NoReturn, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -58,6 +58,7 @@ from maxsdk.errors import (
     ConnectFailedError,
     ConnectionLostError,
     HandshakeError,
+    MessageTooLargeError,
     TLSVerificationError,
 )
 
@@ -76,6 +77,10 @@ _AUTH_HEADER = "X-Phoenix-AuthToken"
 _BEARER = "base64url.bearer.phx."
 _NDJSON = "application/x-ndjson"
 _JSON = "application/json"
+_BODY_SLACK = 64 * 1024
+_BODY_FACTOR = 8
+"""An answer may be ``_BODY_FACTOR`` x ``max_message_size`` + ``_BODY_SLACK`` bytes: room for one
+message at the limit written as a JSON string (escapes grow it up to 6x), and the envelope."""
 _CERT_REQS = {ssl.CERT_NONE: "CERT_NONE", ssl.CERT_OPTIONAL: "CERT_OPTIONAL", ssl.CERT_REQUIRED: "CERT_REQUIRED"}
 
 
@@ -146,6 +151,9 @@ class LongPollTransport:
         self.url = url
         self.redacted_url = redact_url(url)
         self._connect_timeout = options.connect_timeout
+        self._limit = options.max_message_size
+        limit = options.max_message_size
+        self._body_limit = None if limit is None else limit * _BODY_FACTOR + _BODY_SLACK
         self._poll_timeout = poll_timeout
         self._tracker = _Tracker()
         self._http = requests.Session()
@@ -189,12 +197,15 @@ class LongPollTransport:
             raise ConnectFailedError(
                 f"cannot connect to {self.redacted_url}: {_describe(exc)}", url=self.redacted_url
             ) from None
+        except _BodyTooLargeError as exc:
+            raise self._refused(HandshakeError, f"an answer of more than {exc.limit} bytes", 200, "") from None
         body = _json_body(response)
         if response.status_code != 200:
             error_class = AuthenticationError if response.status_code in (401, 403) else HandshakeError
             raise self._refused(error_class, f"HTTP {response.status_code}", response.status_code, _excerpt(response))
         if body is None:
-            raise self._refused(HandshakeError, "an answer that is not JSON", 200, _excerpt(response))
+            what = "an answer nested too deeply" if _too_deep(response) else "an answer that is not JSON"
+            raise self._refused(HandshakeError, what, 200, _excerpt(response))
         status = body.get("status")
         if status == 403:
             raise self._refused(AuthenticationError, "status 403", 403, "")
@@ -222,14 +233,22 @@ class LongPollTransport:
         it comes back as ``(BINARY, bytes)``.
 
         Raises:
+            MessageTooLargeError: a message above ``max_message_size`` (it is
+                dropped; the next call goes on with the following one).
             ConnectionLostError: the session is gone (3410), refused (1008),
-                failed (1011), timed out (1005) or was aborted (1006).
+                failed (1011), timed out (1005), sent an answer above the body
+                limit (1009) or was aborted (1006).
 
         """
         pending = self._pending
         while True:
             if pending:
                 message = pending.popleft()
+                limit = self._limit
+                if limit is not None and len(message) > limit // 4:  # only long ones need encoding
+                    size = len(message.encode("utf-8", "surrogatepass"))
+                    if size > limit:  # dropped like a WebSocket frame over the limit
+                        raise MessageTooLargeError(size, limit)
                 if message[:1] in ("[", "{"):
                     return TEXT, message
                 return BINARY, message.encode("utf-8")
@@ -261,9 +280,14 @@ class LongPollTransport:
         except requests.RequestException as exc:
             self._raise_unless_ended(1011, _describe(exc), f"long-poll request failed: {_describe(exc)}")
             return
+        except _BodyTooLargeError as exc:  # like a WebSocket message over the limit: close 1009, reconnect
+            self._raise_unless_ended(1009, "message too big", f"long-poll answer of more than {exc.limit} bytes")
+            return
         body = _json_body(response)
         if response.status_code != 200 or body is None:
             what = f"HTTP {response.status_code}" if response.status_code != 200 else "an answer that is not JSON"
+            if response.status_code == 200 and _too_deep(response):
+                what = "an answer nested too deeply"
             self._raise_unless_ended(1011, "internal server error", f"long-poll poll got {what}")
             return
         status = body.get("status")
@@ -317,6 +341,9 @@ class LongPollTransport:
         except requests.RequestException as exc:
             self._raise_if_ended()
             self._fail(1011, _describe(exc), f"long-poll POST failed: {_describe(exc)}")
+        except _BodyTooLargeError as exc:
+            self._raise_if_ended()
+            self._fail(1009, "message too big", f"long-poll POST answer of more than {exc.limit} bytes")
         body_json = _json_body(response)
         status = body_json.get("status") if body_json is not None and response.status_code == 200 else None
         if status == 410:
@@ -353,7 +380,7 @@ class LongPollTransport:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _request(self, method: str, headers: dict[str, str], body: bytes | None, timeout: float) -> requests.Response:
+    def _request(self, method: str, headers: dict[str, str], body: bytes | None, timeout: float) -> _Answer:
         token = self._token
         poll = method == "GET" and token is not None and body is None
         prepared = self._polling if poll else None
@@ -361,15 +388,20 @@ class LongPollTransport:
             prepared = self._prepare(method, headers, body, token)
             if poll:
                 self._polling = prepared  # polls repeat: prepare once per token
-        return self._http.send(
+        response = self._http.send(
             prepared.copy(),
             timeout=(self._connect_timeout, timeout),
             proxies=self._proxies,
             allow_redirects=False,
-            stream=False,
+            stream=True,  # read below, bounded
             verify=True,
             cert=None,
         )
+        try:
+            return _Answer(response.status_code, _read_bounded(response, self._body_limit))
+        except _BodyTooLargeError:
+            response.close()  # the rest is never read: the connection is not reused
+            raise
 
     def _prepare(
         self, method: str, headers: dict[str, str], body: bytes | None, token: str | None
@@ -587,15 +619,55 @@ def _auth_token(subprotocols: Sequence[str]) -> str | None:
     return None
 
 
-def _json_body(response: requests.Response) -> dict[str, Any] | None:
+class _Answer(NamedTuple):
+    """A response read whole (and bounded)."""
+
+    status_code: int
+    content: bytes
+
+
+class _BodyTooLargeError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def _read_bounded(response: requests.Response, limit: int | None) -> bytes:
+    """The (decoded) body, or :class:`_BodyTooLargeError` as soon as it passes ``limit`` bytes."""
+    if limit is None:
+        return response.content
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _BodyTooLargeError(limit)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(65536):
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_body(response: _Answer) -> dict[str, Any] | None:
     try:
         value = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None
     return value if isinstance(value, dict) else None
 
 
-def _excerpt(response: requests.Response) -> str:
+def _too_deep(response: _Answer) -> bool:
+    try:
+        json.loads(response.content)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+def _excerpt(response: _Answer) -> str:
     return response.content[:200].decode("utf-8", "replace")
 
 
