@@ -66,7 +66,9 @@ Faults (all thread-safe; switches stay on until turned off, across restarts):
   ``allow_joins(pattern=None)``, ``crash_channel(topic, connection_id=None)``;
 * ``reset_faults()``.
 
-Server-side actions: ``broadcast(topic, event, payload)``, ``presence(topic)``.
+Server-side actions: ``broadcast(topic, event, payload)``, ``presence(topic)``,
+``state(topic)`` (the :class:`StateDocument` of a replicated state topic:
+``snapshot()``, ``change(patch, fmt)``, ``reset(document)``; ``docs/state.md``).
 
 Observability (blocking waits use a condition variable; they raise ``TimeoutError``):
 ``messages(since=0)`` → list of :class:`ReceivedMessage` (``index``,
@@ -123,6 +125,7 @@ from .router import ChannelFactory, Router
 from .serializer import MalformedFrameError
 from .server import PhoenixServer
 from .settings import CHANNEL_CRASH, LEGACY_CRASH, JoinRefCheck, ServerSettings
+from .state import StateChannel, StateDocument
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -162,6 +165,8 @@ __all__ = [
     "RpcFault",
     "ServerSettings",
     "SocketRef",
+    "StateChannel",
+    "StateDocument",
     "Stop",
     "TickerChannel",
     "error",

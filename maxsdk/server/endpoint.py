@@ -28,6 +28,7 @@ from .router import Router
 from .scheduler import Scheduler
 from .session import Session
 from .settings import ServerSettings
+from .state import StateStore
 from .timer import Timer
 from .transport import Transport
 
@@ -54,6 +55,8 @@ class Endpoint:
         self.recorder = recorder if recorder is not None else Recorder(settings.record_limit)
         self.pubsub: PubSub[ChannelServer] = PubSub()
         self.presence = Presence(self.broadcast)
+        self.states = StateStore(self.broadcast)
+        """The documents of replicated state topics (:mod:`maxsdk.server.state`)."""
         self.stopping = threading.Event()
         """Set while the server stops; long-running callbacks may wait on it."""
         self.scheduler = Scheduler(max_workers=settings.max_workers)

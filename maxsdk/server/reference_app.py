@@ -16,6 +16,8 @@ Routes (see ``tests/golden/README.md``):
 * ``echo:*`` — :class:`EchoChannel`: join ok, every event replies ok with its payload.
 * ``ticker:*`` — :class:`TickerChannel`: pushes ``tick`` every ``interval_ms``
   (join param, default 1000) until left; a demo of server-initiated pushes.
+* ``state:*`` — :class:`~maxsdk.server.state.StateChannel`: a replicated,
+  versioned document per topic (``docs/state.md``).
 
 The connect handler (:func:`reference_connect`) accepts every connection
 unless a token is configured, in which case ``params["token"]`` must match
@@ -32,6 +34,7 @@ from .channel_socket import ChannelSocket
 from .connect import Accept, ConnectDecision, ConnectHandler, ConnectRequest, Refuse
 from .result import Reply, Stop, error, ok
 from .router import Router
+from .state import StateChannel
 
 _AFTER_JOIN = "after_join"
 _KICK = "kick"
@@ -64,12 +67,13 @@ def reference_connect(token: str | None = None) -> ConnectHandler:
 
 
 def reference_router() -> Router:
-    """The default routes: ``room:*``, ``echo:*``, ``ticker:*``."""
+    """The default routes: ``room:*``, ``echo:*``, ``ticker:*``, ``state:*``."""
     return Router(
         [
             ("room:*", RoomChannel),
             ("echo:*", EchoChannel),
             ("ticker:*", TickerChannel),
+            ("state:*", StateChannel),
         ]
     )
 

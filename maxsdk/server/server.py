@@ -23,6 +23,7 @@ from .recorder import ConnectionEvent, ReceivedMessage, Recorder
 from .reference_app import reference_connect, reference_router
 from .router import ChannelFactory, Router
 from .settings import ServerSettings
+from .state import StateDocument
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +279,10 @@ class PhoenixServer:
     def presence(self, topic: str) -> PresenceState:
         """The presence state of ``topic``."""
         return self.endpoint.presence_state(topic)
+
+    def state(self, topic: str) -> StateDocument:
+        """The replicated document of state topic ``topic`` (read, change, reset; see ``docs/state.md``)."""
+        return self.endpoint.states.get(topic)
 
     # -- observability --------------------------------------------------------------------------
 
