@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -26,8 +27,10 @@ def test_a_thousand_channels_on_one_client_against_a_server_capped_at_100(phoeni
             assert [len(d.channels) for d in per_socket] == [100] * 10
             assert all(d.state == "connected" and d.frames_out >= 100 for d in per_socket)
             overall = client.diagnostics()
+            after = client.socket_diagnostics()
             assert overall.sockets == 10 and len(overall.channels) == 1000
-            assert overall.frames_out == sum(d.frames_out for d in per_socket)
+            # Heartbeats go on meanwhile: the sum lies between the snapshots taken around it.
+            assert sum(d.frames_out for d in per_socket) <= overall.frames_out <= sum(d.frames_out for d in after)
             server.wait_for_connections(10)
             log.wait_for("connected", count=10)  # each socket reports its own connection
             for n in range(0, 1000, 37):
@@ -93,3 +96,38 @@ def test_max_channels_per_socket_places_joins_without_waiting_for_a_refusal(phoe
         threads = client.threads
         assert len(threads) == 3  # a reader per socket (the timer is shared by the process)
     assert not any(t.is_alive() for t in threads)
+
+
+@pytest.mark.timeout(120)
+def test_many_shard_open_close_cycles_leak_no_thread_and_no_socket(phoenix_server):
+    # One channel per socket: every join opens a socket, every leave closes it.
+    with fast_client(phoenix_server.url, max_channels_per_socket=1) as client:
+        home = client.join("room:home")
+        own_threads = client.threads
+        threads_before = _alive_threads()
+        fds_before = _open_fds()
+        for n in range(150):
+            room = client.join(f"room:cycle:{n}")
+            assert client.sockets == 2
+            assert room.push("echo", {"n": n}).response == {"n": n}
+            room.leave()
+            assert client.sockets == 1
+        phoenix_server.wait_for_connections(1)
+        assert _alive_threads() <= threads_before | _pool_threads(), sorted(
+            t.name for t in _alive_threads() - threads_before
+        )
+        assert _open_fds() <= fds_before + 2  # a reused descriptor number may lag behind
+        assert home.push("echo", {"home": True}).response == {"home": True}
+        assert client.threads == own_threads
+
+
+def _alive_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.is_alive() and not t.name.startswith("maxsdk-server")}
+
+
+def _pool_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("maxsdk-dispatch-")}
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
