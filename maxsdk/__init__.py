@@ -67,6 +67,7 @@ from maxsdk.models import ModelError
 from maxsdk.protocol.backoff import Backoff
 from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
+from maxsdk.recovery import Discontinuity, Position, Recovery, StreamEvent
 from maxsdk.reply import PendingReply, Reply
 from maxsdk.stats import ChannelStats, Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
@@ -140,6 +141,7 @@ __all__ = [
     "ConnectionState",
     "Deflate",
     "Diagnostics",
+    "Discontinuity",
     "ForkedClientError",
     "HandshakeError",
     "JoinError",
@@ -167,9 +169,11 @@ __all__ = [
     "PatchError",
     "PendingCall",
     "PendingReply",
+    "Position",
     "ProtocolClient",
     "ProtocolError",
     "ProtocolHandler",
+    "Recovery",
     "RemoteProtocolError",
     "Reply",
     "ReplyError",
@@ -178,6 +182,7 @@ __all__ = [
     "RpcError",
     "StateConflictError",
     "Stats",
+    "StreamEvent",
     "Subscription",
     "SubscriptionError",
     "TLSVerificationError",

@@ -16,12 +16,14 @@ from maxsdk.errors import (
     JoinError,
     JoinTimeoutError,
     NotConnectedError,
+    RemoteProtocolError,
     ReplyTimeoutError,
 )
 from maxsdk.models import ModelError, decode_versioned, to_payload
 from maxsdk.presence import Presence
 from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import ChannelStateChanged
+from maxsdk.recovery import ChannelRecovery, Discontinuity, Position, Recovery, StreamEvent
 from maxsdk.reply import PendingReply, Reply
 from maxsdk.stats import ChannelStats
 
@@ -87,6 +89,8 @@ class Channel:
         queue_size: int | None = None,
         overflow: str | None = None,
         dedicated_thread: bool = False,
+        recover: Any = None,
+        recover_store: Any = None,
     ) -> None:
         if not isinstance(topic, str) or not topic:
             raise ConfigurationError("topic must be a non-empty string")
@@ -114,6 +118,8 @@ class Channel:
         self._join_waiter: PendingReply | None = None
         #: Who is online on this channel (fed by ``presence_state``/``presence_diff``).
         self.presence = Presence(self)
+        config = Recovery.coerce(recover, recover_store)
+        self._recovery = None if config is None else ChannelRecovery(self, config)
 
     # -- state -------------------------------------------------------------------
 
@@ -335,10 +341,13 @@ class Channel:
         params = self.params() if callable(self.params) else self.params
         params = to_payload(params)
         if params is None:
-            return {}
+            params = {}
         if not isinstance(params, Mapping):
             raise ConfigurationError(f"join params for {self.topic!r} must be a mapping, got {type(params).__name__}")
-        return dict(params)
+        params = dict(params)
+        if self._recovery is not None:
+            params[self._recovery.config.param] = self._recovery.join_param()
+        return params
 
     # -- push ---------------------------------------------------------------------
 
@@ -596,9 +605,87 @@ class Channel:
         with self.expect(event, predicate, model=model) as expectation:
             return expectation.wait(timeout)
 
+    # -- stream recovery (see maxsdk.recovery) ---------------------------------------
+
+    @property
+    def position(self) -> Position | None:
+        """The position of the last event delivered to handlers (``None``: none yet, or not recoverable)."""
+        return None if self._recovery is None else self._recovery.position
+
+    def on_discontinuity(self, handler: Callable[[Discontinuity], Any]) -> Callable[[Discontinuity], Any]:
+        """Call ``handler(discontinuity)`` when the stream has a gap the server cannot fill.
+
+        Usable as a decorator. The :class:`~maxsdk.recovery.Discontinuity`
+        says why (``reason``), the last delivered position (``last``), the
+        server's oldest (``oldest``) and where the stream resumed (``resumed``);
+        :meth:`history` can fetch what is still retained. Runs on the
+        channel's dispatch lane, in order with the events.
+
+        Raises:
+            ConfigurationError: the channel was not created with ``recover=``.
+
+        """
+        if self._recovery is None:
+            raise ConfigurationError(f"channel {self.topic!r} is not recoverable (join it with recover=True)")
+        if not callable(handler):
+            raise ConfigurationError("handler must be callable")
+        self._recovery.on_discontinuity(handler)
+        return handler
+
+    def history(
+        self, since: Position | int | None = None, limit: int = 100, timeout: float | None = None
+    ) -> list[StreamEvent]:
+        """Fetch retained events after ``since`` from the server (they do not go to handlers).
+
+        Args:
+            since: a :class:`~maxsdk.recovery.Position`, an offset in the
+                current epoch, or ``None`` for the oldest retained event.
+            limit: the most events to return (servers may cap it).
+            timeout: seconds to wait for the reply.
+
+        Returns:
+            The events in order, each with its ``position``.
+
+        Raises:
+            ReplyError: the server refused: ``.response["reason"]`` is
+                ``"trimmed"``, ``"epoch_changed"``, ``"unknown_position"`` or
+                ``"bad_request"``.
+
+        """
+        if type(limit) is not int or limit < 1:
+            raise ConfigurationError("limit must be a positive int")
+        config = self._recovery.config if self._recovery is not None else Recovery()
+        if isinstance(since, int) and not isinstance(since, bool):
+            current = self.position
+            if current is None:
+                raise ConfigurationError("an offset needs a known epoch: pass a Position")
+            since = Position(current.epoch, since)
+        if since is not None and not isinstance(since, Position):
+            raise ConfigurationError(f"since must be a Position, an int or None, got {since!r}")
+        request = {"since": None if since is None else since.to_wire(), "limit": limit}
+        reply = self.push("history", request, timeout)
+        events = reply.response.get("events", []) if isinstance(reply.response, Mapping) else []
+        result = []
+        for item in events:
+            try:
+                payload = item["payload"]
+                position = Position.from_wire(payload[config.field])
+                if not isinstance(item["event"], str):
+                    raise ValueError("event must be a string")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RemoteProtocolError(f"history of {self.topic!r}: malformed event ({exc})") from None
+            result.append(StreamEvent(item["event"], payload, position))
+        return result
+
     # -- called on the dispatcher thread ---------------------------------------------
 
     def _deliver(self, message: Any, join_ref: str | None = None) -> None:
+        recovery = self._recovery
+        if recovery is not None and recovery.intercept(message, join_ref):
+            return
+        self._deliver_now(message, join_ref)
+
+    def _deliver_now(self, message: Any, join_ref: str | None = None) -> None:
         event, payload = message.event, message.payload
         engine = self._engine
         presence = self.presence
@@ -650,6 +737,11 @@ class Channel:
     def _state_changed(self, change: ChannelStateChanged) -> None:
         if change.new is ChannelState.JOINED:
             self.join_response = change.response
+        if self._recovery is not None:
+            if change.new is ChannelState.JOINED:
+                self._recovery.joined(change.response)
+            elif change.new in (ChannelState.ERRORED, ChannelState.CLOSED):
+                self._recovery.save(force=True)
         if change.new is ChannelState.JOINED and self._client.outbox is not None:
             self._client.outbox.wake()
         with self._state_cond:

@@ -376,6 +376,8 @@ class Client(ClientBase):
         queue_size: int | None = None,
         overflow: str | None = None,
         dedicated_thread: bool = False,
+        recover: Any = None,
+        recover_store: Any = None,
     ) -> Channel:
         """A new :class:`Channel` for ``topic`` (not joined yet).
 
@@ -388,6 +390,11 @@ class Client(ClientBase):
             overflow: this channel's overflow policy (default: the client's).
             dedicated_thread: run this channel's handlers on a thread of its
                 own instead of the shared pool (joined by :meth:`close`).
+            recover: ``True`` or a :class:`~maxsdk.Recovery`: resume the stream
+                after cuts with replay and exactly-once delivery (see
+                :mod:`maxsdk.recovery`).
+            recover_store: a directory where this channel's stream position
+                survives the process (implies nothing without ``recover``).
 
         """
         channel = Channel(
@@ -399,6 +406,8 @@ class Client(ClientBase):
             queue_size=queue_size,
             overflow=overflow,
             dedicated_thread=dedicated_thread,
+            recover=recover,
+            recover_store=recover_store,
         )
         self._channels.add(channel)
         return channel
@@ -409,11 +418,31 @@ class Client(ClientBase):
 
         return joined_topics(list(self._channels))
 
-    def join(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
-        """Create a channel and join it (connecting first if needed); see :meth:`Channel.join`."""
-        return self.channel(topic, params, timeout=timeout).join()
+    def join(
+        self,
+        topic: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        recover: Any = None,
+        recover_store: Any = None,
+    ) -> Channel:
+        """Create a channel and join it (connecting first if needed); see :meth:`Channel.join`.
 
-    def join_nowait(self, topic: str, params: Any = None, *, timeout: float | None = None) -> Channel:
+        ``recover=True`` (or a :class:`~maxsdk.Recovery`) and ``recover_store=``
+        as for :meth:`channel`.
+        """
+        return self.channel(topic, params, timeout=timeout, recover=recover, recover_store=recover_store).join()
+
+    def join_nowait(
+        self,
+        topic: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        recover: Any = None,
+        recover_store: Any = None,
+    ) -> Channel:
         """Create a channel and start joining it without waiting; see :meth:`Channel.join_nowait`.
 
         ::
@@ -422,7 +451,7 @@ class Client(ClientBase):
             room.push_nowait("new_msg", {"body": "hi"})   # buffered until joined
             room.wait_joined()                             # raises JoinError if refused
         """
-        return self.channel(topic, params, timeout=timeout).join_nowait()
+        return self.channel(topic, params, timeout=timeout, recover=recover, recover_store=recover_store).join_nowait()
 
     # -- misc -----------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ __all__ = [
     "reconnect_failed",
     "reconnecting",
     "state_changed",
+    "stream_discontinuity",
     "subscribed",
     "subscription_failed",
     "transport_fallback",
@@ -273,5 +274,14 @@ outbox_expired: Signal = namespace.signal(
     doc="""A durable message's TTL passed before it could be delivered; it was removed and not sent.
 
     kwargs: ``key``, ``topic``, ``event``, ``age`` (seconds since it was stored).
+    """,
+)
+
+stream_discontinuity: Signal = namespace.signal(
+    "stream_discontinuity",
+    doc="""A recoverable channel's stream has a gap the server could not fill (see :mod:`maxsdk.recovery`).
+
+    kwargs: ``channel``, ``discontinuity`` (:class:`~maxsdk.recovery.Discontinuity`:
+    ``reason``, ``last``, ``oldest``, ``resumed``).
     """,
 )

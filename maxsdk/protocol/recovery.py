@@ -30,8 +30,9 @@ mode       input                     effect
 awaiting   positioned event          buffered (bounded by ``max_buffer``)
 awaiting   join without ``recovery``  live; the buffer is flushed as live events
 awaiting   marker, recovered         buffer flushed in offset order, live
-awaiting   marker, not recovered     one discontinuity; ``last`` := marker head;
-                                     buffered events past it flushed; live
+awaiting   marker, not recovered     one discontinuity; resumes at the marker head,
+                                     or before the first event held (it came
+                                     live, after the subscription); live
 awaiting   buffer overflow           flushed in order (a gap = discontinuity), live
 live       offset <= last.offset     duplicate: dropped
 live       offset == last + 1        delivered
@@ -211,16 +212,19 @@ class StreamCursor(Generic[T]):
         if self.mode == _LIVE:
             return []  # a repeated marker: nothing is held
         last = self.position
+        held = self._sorted_buffer()
+        if last is not None and recovered and last.epoch == head.epoch:
+            return self._go_live(held)
+        # No past to resume from: the stream starts at the head, or earlier with the
+        # events that arrived live meanwhile (broadcast after the subscription, so real).
+        held = [(position, item) for position, item in held if position.epoch == head.epoch]
+        start = head if not held else Position(head.epoch, min(head.offset, held[0][0].offset - 1))
         out: list[Output[T]] = []
-        if last is None:
-            self.position = head
-        elif not recovered or last.epoch != head.epoch:
-            why = reason if isinstance(reason, str) and reason else "epoch_changed"
-            if recovered:
-                why = "epoch_changed"
-            out.append(self._discontinuity(why, last, oldest, head))
-            self.position = head
-        out.extend(self._go_live(self._sorted_buffer()))
+        if last is not None:
+            why = reason if isinstance(reason, str) and reason and not recovered else "epoch_changed"
+            out.append(self._discontinuity(why, last, oldest, start))
+        self.position = start
+        out.extend(self._go_live(held))
         return out
 
     # -- internals -------------------------------------------------------------
