@@ -37,7 +37,7 @@ from maxsdk._runtime.connector import TransportSelector
 from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.metrics import Metrics
-from maxsdk._runtime.timer import Timer, is_timer_thread
+from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context
 from maxsdk.endpoint import redact_url
@@ -371,7 +371,8 @@ class Engine:
 
     def check_blocking_allowed(self) -> None:
         """Raise :class:`WrongThreadError` on the reader or timer thread (blocking there deadlocks)."""
-        if threading.get_ident() in self._internal_idents or is_timer_thread():
+        ident = threading.get_ident()
+        if ident in self._internal_idents or ident in TIMER_IDENTS:
             raise WrongThreadError("blocking maxsdk calls cannot be made from the client's reader or timer thread")
 
     @contextlib.contextmanager

@@ -215,7 +215,14 @@ class TimerService:
             return timer, now
 
     def _run(self) -> None:
-        _local.timer = True
+        ident = threading.get_ident()
+        TIMER_IDENTS.add(ident)
+        try:
+            self._serve()
+        finally:
+            TIMER_IDENTS.discard(ident)
+
+    def _serve(self) -> None:
         lock = self._lock
         while True:
             with lock:
@@ -242,7 +249,8 @@ class TimerService:
                     self._push(timer, following)
 
 
-_local = threading.local()
+#: The thread idents of the running timer threads (a cheap check on every blocking call).
+TIMER_IDENTS: set[int] = set()
 _shared: TimerService | None = None
 _shared_lock = threading.Lock()
 
@@ -261,13 +269,14 @@ def shared_service() -> TimerService:
 
 def is_timer_thread() -> bool:
     """Whether the calling thread is a timer thread (blocking there would stall every client)."""
-    return getattr(_local, "timer", False)
+    return threading.get_ident() in TIMER_IDENTS
 
 
 def _forget_service_in_child() -> None:
     global _shared, _shared_lock
     _shared = None  # the parent's timer thread does not exist in the child
     _shared_lock = threading.Lock()
+    TIMER_IDENTS.clear()
 
 
 if hasattr(os, "register_at_fork"):
