@@ -61,24 +61,29 @@ class _Waiter:
 def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None = None) -> int:
     """Run the scripted session; return 0 when every step worked."""
     with ExitStack() as stack:
-        server = None
+        server = history = None
         url = args.url
         token = args.token
         if url is None:
-            from maxsdk.server import PhoenixServer
+            from maxsdk.server import PhoenixServer, reference_router
+            from maxsdk.server.stream import StreamHistory
 
             printer.step("Starting the embedded Phoenix server")
-            server = stack.enter_context(PhoenixServer(token="demo-secret"))
+            history = StreamHistory(limit=100)
+            router = reference_router().channel("stream:*", history.channel)
+            server = stack.enter_context(PhoenixServer(router, token="demo-secret"))
             url, token = server.url, "demo-secret"
             printer.info(f"listening on {server.url} (a token is required: 403 without it)")
-        return _session(printer, url, token, args.topic, server, stack)
+        return _session(printer, url, token, args.topic, server, stack, history)
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def _session(printer: Printer, url: str, token: str | None, topic: str, server: Any, stack: ExitStack) -> int:
+def _session(
+    printer: Printer, url: str, token: str | None, topic: str, server: Any, stack: ExitStack, history: Any = None
+) -> int:
     step = printer.step
     alice = Client(url, params=parse_params(["user_id=alice"], token), name="alice")
     stack.callback(alice.close)
@@ -141,6 +146,11 @@ def _session(printer: Printer, url: str, token: str | None, topic: str, server: 
     events["rejoined"].wait("the automatic rejoin")
     reply = room.push("echo", {"after": "reconnect"})
     printer.good(f"push after recovery: {reply.status} {to_json(reply.response)} (join_ref now {room.join_ref})")
+
+    if history is not None:
+        from maxsdk.cli.demo_recovery import recovery_steps
+
+        recovery_steps(printer, url, token, server, history, stack)
 
     step("Closing (leaves channels, joins every thread)")
     diagnostics = alice.diagnostics()

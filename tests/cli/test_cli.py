@@ -56,6 +56,10 @@ def test_demo_runs_a_live_session_on_the_embedded_server():
         "Forced disconnect",
         "channel_joined: room:lobby rejoined",
         "push after recovery",
+        "carol got [1, 2, 3]",
+        "replayed what she missed: [1, 2, 3, 4, 5, 6, 7, 8] (each once, in order)",
+        "on_discontinuity: reason=trimmed",
+        "then live events again: [21, 22]",
         "demo complete",
     ):
         assert step in out, step
