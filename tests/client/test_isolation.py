@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -94,6 +95,42 @@ def test_block_policy_throttles_the_socket_once_the_clients_total_is_reached(pho
         assert [p["i"] for p in slow.inbox.wait_count(3000, timeout=30)] == list(range(1, 3001))
         assert a.stats().dropped == 0 and client.diagnostics().messages_dropped == 0
         assert log.of("disconnected") == [], "backpressure must not look like a dead connection"
+
+
+@pytest.mark.timeout(120)
+def test_memory_stays_bounded_while_a_blocked_channel_is_flooded(phoenix_server):
+    # 20,000 events of 1 KB (about 20 MB once decoded) flood a channel whose handler is
+    # held: the client keeps at most dispatch_total_size of them (measured with
+    # tracemalloc, the in-process server's allocations left out), the rest wait in the
+    # server and in TCP buffers, and nothing is lost once the handler goes on.
+    flood, size, total = 20_000, 1000, 1000
+    client = fast_client(phoenix_server.url, dispatch_queue_size=100, dispatch_total_size=total)
+    with client:
+        a = client.join("room:a")
+        slow = Hold(60.0)
+        a.on("flood_msg", slow)
+        tracemalloc.start(25)
+        try:
+            before = _client_memory(tracemalloc.take_snapshot())
+            a.push_nowait("flood", {"n": flood, "size": size}, timeout=60)
+            assert slow.entered.wait(10)
+            _wait_for(client.diagnostics, lambda d: d.reader_throttled, timeout=30)
+            grown = _client_memory(tracemalloc.take_snapshot()) - before
+        finally:
+            tracemalloc.stop()
+        queued = a.stats().queued
+        assert queued <= total + 5
+        # Bounded by what is queued (about 1.3 KB per decoded event), not by the flood.
+        assert grown < 4 * total * size, f"client memory grew by {grown / 1e6:.1f} MB for {queued} queued events"
+        slow.release.set()
+        assert [p["i"] for p in slow.inbox.wait_count(flood, timeout=60)] == list(range(1, flood + 1))
+        assert a.stats().dropped == 0
+
+
+def _client_memory(snapshot: tracemalloc.Snapshot) -> int:
+    """Bytes allocated by everything but the embedded server's threads."""
+    server = tracemalloc.Filter(False, "*/maxsdk/server/*", all_frames=True)
+    return sum(stat.size for stat in snapshot.filter_traces([server]).statistics("filename"))
 
 
 @pytest.mark.timeout(60)
