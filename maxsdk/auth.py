@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Mapping
@@ -60,7 +59,33 @@ BodyLike = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
 #: Retries of one fetch: 0.2, 0.4, 0.8 s... (full jitter), at most 3 retries.
 DEFAULT_RETRY = Backoff.exponential(0.2, cap=5.0, jitter="full", max_attempts=3)
 #: An OAuth-style ``error`` code is shown in messages only when it looks like one.
-_SAFE_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_OAUTH_ERRORS = frozenset(
+    {  # RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8628 §3.5, RFC 8707, RFC 9449, OpenID Connect
+        "access_denied",
+        "authorization_pending",
+        "consent_required",
+        "expired_token",
+        "insufficient_scope",
+        "interaction_required",
+        "invalid_client",
+        "invalid_dpop_proof",
+        "invalid_grant",
+        "invalid_request",
+        "invalid_scope",
+        "invalid_target",
+        "invalid_token",
+        "login_required",
+        "server_error",
+        "slow_down",
+        "temporarily_unavailable",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "unsupported_response_type",
+        "use_dpop_nonce",
+    }
+)
+"""OAuth ``error`` codes copied into a :class:`TokenFetchError`: a provider may reflect anything
+(even the client secret) in ``error``, so only registered codes are shown; never ``error_description``."""
 #: Epoch values above this are milliseconds (year 5138 in seconds).
 _EPOCH_MS_THRESHOLD = 1e11
 
@@ -413,7 +438,7 @@ class TokenProvider:
             raise self._error(f"unexpected HTTP {status}", status, attempt)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise self._error("the response is not JSON", status, attempt) from None
         token = _lookup(body, self.token_field)
         if not isinstance(token, str) or not token:
@@ -504,13 +529,13 @@ def _epoch(value: Any) -> float:
 
 
 def _error_code(response: requests.Response) -> str:
-    """`` (invalid_client)`` when the body carries a short OAuth-style error code; else ``""``."""
+    """`` (invalid_client)`` when the body carries a registered OAuth error code; else ``""``."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     code = body.get("error") if isinstance(body, Mapping) else None
-    return f" ({code})" if isinstance(code, str) and _SAFE_CODE.match(code) else ""
+    return f" ({code})" if isinstance(code, str) and code in _OAUTH_ERRORS else ""
 
 
 def _copy_error(error: TokenFetchError) -> TokenFetchError:

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from maxsdk._redaction import VISIBLE_KEYS, redact_query
 from maxsdk.errors import ConfigurationError
 
 __all__ = ["build_socket_url", "encode_params", "redact_url", "websocket_endpoint"]
 
 _SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 #: Query keys whose values are shown in redacted URLs; everything else is hidden.
-_VISIBLE_KEYS = frozenset({"vsn"})
+_VISIBLE_KEYS = VISIBLE_KEYS
 
 
 def websocket_endpoint(endpoint: str) -> str:
@@ -89,18 +90,18 @@ def build_socket_url(endpoint: str, params: Mapping[str, Any] | None, vsn: str |
 
 
 def redact_url(url: str) -> str:
-    """Hide credentials in a URL: userinfo and every query value except ``vsn``.
+    """Hide credentials in a URL: userinfo, every query value except ``vsn``, bare query keys.
 
     >>> redact_url("wss://u:pw@host/socket/websocket?token=abc&vsn=2.0.0")
     'wss://***@host/socket/websocket?token=***&vsn=2.0.0'
+    >>> redact_url("wss://host/socket/websocket?s3cr3t-t0k3n&vsn=2.0.0")
+    'wss://host/socket/websocket?***&vsn=2.0.0'
     """
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
         if "@" in netloc:
             netloc = "***@" + netloc.rsplit("@", 1)[1]
-        query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<unparseable url>"
-    shown = "&".join(f"{quote(key, safe='[]')}={value if key in _VISIBLE_KEYS else '***'}" for key, value in query)
-    return urlunsplit((parts.scheme, netloc, parts.path, shown, ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, redact_query(parts.query), ""))

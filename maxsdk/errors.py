@@ -54,6 +54,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from maxsdk._redaction import redact_text
+
 __all__ = [
     "AuthRefusedError",
     "AuthenticationError",
@@ -175,15 +177,18 @@ class HandshakeError(ConnectFailedError):
 
     Attributes:
         status: the HTTP status code (e.g. 403, 404, 503).
-        body: the start of the response body, if any.
+        body: the start of the response body, if any, with query strings,
+            URL user info and ``Bearer`` credentials redacted.
 
     """
 
     def __init__(self, status: int, *, url: str | None = None, body: str = "") -> None:
-        detail = f": {body[:200]}" if body else ""
+        # A server may echo our request line or headers: redact before truncating.
+        body = redact_text(body[:4096])[:200] if body else ""
+        detail = f": {body}" if body else ""
         super().__init__(f"WebSocket upgrade refused with HTTP {status}{detail}", url=url)
         self.status = status
-        self.body = body[:200]
+        self.body = body
 
 
 class AuthenticationError(HandshakeError):

@@ -37,7 +37,6 @@ import base64
 import binascii
 import json
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -715,25 +714,3 @@ def _describe(exc: BaseException) -> str:
     if _find(exc, ConnectionAbortedError) is not None:
         return "connection aborted"
     return "connection closed" if isinstance(exc, requests.ConnectionError) else type(exc).__name__
-
-
-# -- logging -------------------------------------------------------------------------------------
-
-_QUERY_VALUE = re.compile(r"([?&](?!vsn=)[^=&\s\"]+=)[^&\s\"]*")
-
-
-class _RedactQuery(logging.Filter):
-    """urllib3 logs each request line at DEBUG: hide the query values of long-poll requests."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and any(isinstance(a, str) and "/longpoll" in a for a in args):
-            record.args = tuple(
-                _QUERY_VALUE.sub(r"\1***", a) if isinstance(a, str) and "/longpoll" in a else a for a in args
-            )
-        return True
-
-
-_urllib3_log = logging.getLogger("urllib3.connectionpool")
-if not any(isinstance(f, _RedactQuery) for f in _urllib3_log.filters):
-    _urllib3_log.addFilter(_RedactQuery())
