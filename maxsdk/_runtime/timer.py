@@ -14,7 +14,8 @@ Rules:
   tick again right after (nothing set meanwhile is missed);
 * :meth:`Timer.stop` removes the entry; :meth:`Timer.join` then waits for a
   tick in flight, so after ``close()`` no tick of that client runs;
-* the thread ends when no entry is left and starts again with the next one;
+* the thread ends when no entry is left (the last client's ``close()`` joins
+  it, so no thread is left behind) and starts again with the next one;
 * a forked child starts with an empty schedule (the parent's thread does not
   exist there).
 
@@ -118,6 +119,8 @@ class TimerService:
         #: The deadline the thread sleeps until (``-inf`` while it works).
         self._sleeping_until = -math.inf
         self._thread: threading.Thread | None = None
+        #: The thread started last (joined by the last entry to leave, see :meth:`wait_idle`).
+        self._last_thread: threading.Thread | None = None
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -140,7 +143,7 @@ class TimerService:
             thread = self._thread
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-                self._thread = thread
+                self._thread = self._last_thread = thread
                 thread.start()
 
     def remove(self, timer: Timer) -> None:
@@ -166,7 +169,7 @@ class TimerService:
                 self._push(timer, when)
 
     def wait_idle(self, timer: Timer, timeout: float | None) -> bool:
-        """Wait until ``timer`` is not being ticked."""
+        """Wait until ``timer`` is not being ticked; after the last entry left, join the thread too."""
         deadline = None if timeout is None else self._clock() + timeout
         with self._lock:
             while timer.running:
@@ -174,6 +177,10 @@ class TimerService:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)
+            ending = self._last_thread if self._entries == 0 else None
+        if ending is not None and ending is not threading.current_thread():
+            ending.join(None if deadline is None else max(0.0, deadline - self._clock()))
+            return not ending.is_alive()
         return True
 
     def _push(self, timer: Timer, when: float) -> None:

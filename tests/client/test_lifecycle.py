@@ -40,8 +40,11 @@ def test_close_joins_every_thread_it_started(phoenix_server):
     # Handlers run on the process-wide dispatch pool and deadlines on the process-wide timer:
     # a client starts only its reader.
     assert [t.name.rsplit("-", 1)[1] for t in threads] == ["reader"]
+    timer = client._engine._timer.service.thread
+    assert timer is not None and timer.is_alive()
     client.close()
     assert not any(t.is_alive() for t in threads)
+    assert not timer.is_alive(), "the last client's close() joins the shared timer thread"
     assert client.state is ConnectionState.CLOSED
     client.close()  # idempotent
 

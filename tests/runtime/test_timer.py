@@ -50,12 +50,21 @@ def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
         t.wait_calls(2)
         assert t.calls[1] >= soon
     assert all(len(t.calls) == 1 for t in ticks[1::2])  # the others stay asleep (no deadline)
+    thread = service.thread
+    assert thread is not None
     for timer in timers:
         timer.stop()
-        assert timer.join(1.0)
-    thread = service.thread
-    assert thread is None or not thread.is_alive() or thread.join(2.0) is None
+        assert timer.join(2.0)
+    # The last entry to leave joined the thread.
+    assert not thread.is_alive()
     assert service.entries == 0
+    again = Ticks()
+    timer = Timer(again, name="again", service=service)
+    timer.start()  # the next entry starts a new thread
+    again.wait_calls(1)
+    assert service.thread is not thread
+    timer.stop()
+    assert timer.join(2.0)
 
 
 @pytest.mark.timeout(20)
