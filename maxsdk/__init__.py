@@ -69,6 +69,7 @@ from maxsdk.protocol.phoenix.channel import ChannelState
 from maxsdk.protocol.phoenix.message import Message
 from maxsdk.recovery import Discontinuity, Position, Recovery, StreamEvent
 from maxsdk.reply import PendingReply, Reply
+from maxsdk.state_view import PendingUpdate, StateChange, StateConflict, StateView
 from maxsdk.stats import ChannelStats, Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
 
@@ -169,6 +170,7 @@ __all__ = [
     "PatchError",
     "PendingCall",
     "PendingReply",
+    "PendingUpdate",
     "Position",
     "ProtocolClient",
     "ProtocolError",
@@ -180,7 +182,10 @@ __all__ = [
     "ReplyLostError",
     "ReplyTimeoutError",
     "RpcError",
+    "StateChange",
+    "StateConflict",
     "StateConflictError",
+    "StateView",
     "Stats",
     "StreamEvent",
     "Subscription",

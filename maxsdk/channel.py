@@ -25,6 +25,7 @@ from maxsdk.protocol.phoenix.channel import ChannelCore, ChannelState
 from maxsdk.protocol.phoenix.events import ChannelStateChanged
 from maxsdk.recovery import ChannelRecovery, Discontinuity, Position, Recovery, StreamEvent
 from maxsdk.reply import PendingReply, Reply
+from maxsdk.state_view import StateView
 from maxsdk.stats import ChannelStats
 
 if TYPE_CHECKING:
@@ -676,6 +677,20 @@ class Channel:
                 raise RemoteProtocolError(f"history of {self.topic!r}: malformed event ({exc})") from None
             result.append(StreamEvent(item["event"], payload, position))
         return result
+
+    def state_view(self, *, model: type | None = None, timeout: float | None = None) -> StateView:
+        """Follow this channel's server-owned document: a local, versioned copy (``docs/state.md``).
+
+        The view asks for a snapshot now (if joined) and after every join,
+        applies ``state_delta`` broadcasts in version order, re-syncs by itself
+        on a gap, and sends optimistic updates (:meth:`StateView.update`).
+
+        Args:
+            model: a dataclass for typed reads (:meth:`StateView.get`).
+            timeout: push timeout of its snapshot requests and updates.
+
+        """
+        return StateView(self, model=model, timeout=timeout)
 
     # -- called on the dispatcher thread ---------------------------------------------
 

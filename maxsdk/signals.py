@@ -46,6 +46,8 @@ __all__ = [
     "reconnect_failed",
     "reconnecting",
     "state_changed",
+    "state_view_changed",
+    "state_view_conflict",
     "stream_discontinuity",
     "subscribed",
     "subscription_failed",
@@ -185,6 +187,25 @@ presence_leave: Signal = namespace.signal(
     doc="""A presence key left (or lost a meta) on a channel.
 
     kwargs: ``channel``, ``key``, ``current`` (the entry after removal), ``changed`` (the left presence).
+    """,
+)
+
+state_view_changed: Signal = namespace.signal(
+    "state_view_changed",
+    doc="""A replicated state view's document changed (see :class:`maxsdk.StateView`).
+
+    kwargs: ``channel``, ``view``, ``paths`` (JSON Pointers), ``version``
+    (confirmed server version), ``cause`` (``"snapshot"``, ``"delta"``,
+    ``"local"``, ``"rollback"``).
+    """,
+)
+
+state_view_conflict: Signal = namespace.signal(
+    "state_view_conflict",
+    doc="""The server refused an optimistic state update (or its reply never came); it was rolled back.
+
+    kwargs: ``channel``, ``view``, ``conflict`` (:class:`maxsdk.StateConflict`:
+    ``update_id``, ``patch``, ``base``, ``reason``, ``version``, ``response``).
     """,
 )
 
