@@ -81,6 +81,16 @@ CASES: dict[str, Case] = {
         ),
         with_url=True,
     ),
+    "shared_state.py": Case(
+        expect=(
+            r"bob saw delta at version \d+: \('/moves',\)",
+            r"bob's copy at version \d+: \{'board': \{'e4': 'pawn'\}, 'moves': \['e4'\]\}",
+            r"(alice|bob) was rolled back: conflict",
+            r"round \d+: (alice|bob) won the seat; (alice|bob) got conflict \(server at version \d+\)",
+            r"(alice|bob)'s copy now shows the seat taken by (alice|bob)",
+        ),
+        with_url=True,
+    ),
     "durable_outbox.py": Case(
         expect=(
             r"offline: queued 3 messages",
