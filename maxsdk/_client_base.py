@@ -114,6 +114,22 @@ class ClientBase:
 
     # -- observability ----------------------------------------------------------------------------
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint in use (redacted): with several endpoints, the one failed over to."""
+        return self._engine.redacted_url
+
+    def fail_back(self) -> bool:
+        """Reconnect to the preferred (first) endpoint now.
+
+        Returns:
+            ``False`` if there is a single endpoint or the preferred one is in use.
+
+        """
+        self._check_process()
+        endpoints = self._engine.endpoints
+        return endpoints is not None and endpoints.fail_back()
+
     def diagnostics(self) -> Diagnostics:
         """A snapshot of the connection for logs and health checks (no secrets).
 

@@ -307,11 +307,6 @@ class Client(ClientBase):
         return moved
 
     @property
-    def endpoint(self) -> str:
-        """The endpoint the client's first socket uses (redacted)."""
-        return self._engine.redacted_url
-
-    @property
     def sockets(self) -> int:
         """How many sockets the client holds now (more than one past ``max_channels_per_socket``)."""
         return len(self._shards.engines)

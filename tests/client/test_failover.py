@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from maxsdk import Backoff, JsonRpcClient, MaxsdkError
+from maxsdk import Backoff, JsonClient, JsonRpcClient, MaxsdkError
 from tests.client.helpers import SignalLog, fast_client
 from tests.support.faultproxy import FaultProxy
 
@@ -189,3 +189,63 @@ def _call_eventually(client: JsonRpcClient, params: list, timeout: float = 15.0)
             if time.monotonic() > deadline:
                 raise
             threading.Event().wait(0.05)
+
+
+@pytest.mark.timeout(60)
+def test_protocol_clients_go_back_to_the_preferred_endpoint(jsonrpc_server_factory):
+    server_a, server_b = jsonrpc_server_factory(), jsonrpc_server_factory()
+    with FaultProxy(("127.0.0.1", server_a.port)) as proxy_a, FaultProxy(("127.0.0.1", server_b.port)) as proxy_b:
+        urls = [proxy_a.rewrite(server_a.url), proxy_b.rewrite(server_b.url)]
+        reconnect = Backoff(steps=(0.01, 0.05), jitter="none")
+        with JsonRpcClient(urls, failback_after=0.3, timeout=5, reconnect=reconnect) as client:
+            assert client.call("echo", ["a"]) == ["a"] and client.endpoint == urls[0]
+            assert client.fail_back() is False  # already on the preferred one
+            proxy_a.refuse()
+            proxy_a.cut("rst")
+            assert _call_eventually(client, ["b"]) == ["b"]
+            assert client.endpoint == urls[1]
+            opened = server_a.connections_opened
+            proxy_a.reset()  # A comes back: the probe finds it and the client moves back
+            server_a.wait_for_opened(opened + 1, timeout=15)
+            assert _call_eventually(client, ["a again"]) == ["a again"]
+            assert client.endpoint == urls[0]
+            calls = [m.message for m in server_a.messages() if isinstance(m.message, dict)]
+            assert any(call.get("params") == ["a again"] for call in calls)
+
+
+@pytest.mark.timeout(60)
+def test_the_json_feed_client_fails_over_resubscribes_and_comes_back(json_topic_server_factory):
+    server_a, server_b = json_topic_server_factory(), json_topic_server_factory()
+    with FaultProxy(("127.0.0.1", server_a.port)) as proxy_a, FaultProxy(("127.0.0.1", server_b.port)) as proxy_b:
+        urls = [proxy_a.rewrite(server_a.url), proxy_b.rewrite(server_b.url)]
+        client = JsonClient(
+            urls,
+            failback_after=None,
+            timeout=5,
+            reconnect=Backoff(steps=(0.01, 0.05), jitter="none"),
+            resubscribe=Backoff(steps=(0.05, 0.1), jitter="none"),
+        )
+        with client:
+            ticks = client.subscribe("ticks")
+            server_a.publish("ticks", 1)
+            assert ticks.get(5) == 1
+            proxy_a.refuse()
+            proxy_a.cut("rst")
+            _wait_until(lambda: server_b.topics() == {"ticks"})  # resubscribed on B
+            assert client.endpoint == urls[1]
+            server_b.publish("ticks", 2)
+            assert ticks.get(5) == 2
+            proxy_a.reset()
+            assert client.fail_back() is True  # the explicit way back
+            _wait_until(lambda: server_a.topics() == {"ticks"} and client.endpoint == urls[0])
+            server_a.publish("ticks", 3)
+            assert ticks.get(5) == 3
+
+
+def _wait_until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    wake = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        wake.wait(0.02)
