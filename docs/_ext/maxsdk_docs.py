@@ -13,7 +13,7 @@ Markdown fragment under ``docs/_generated/`` that the pages ``{include}``:
   do from ``docs/_data/errors.md``);
 * ``signals.md``: every signal of :mod:`maxsdk.signals` with its doc;
 * ``api_public.md``: autodoc directives for every name in ``maxsdk.__all__``;
-* ``cli_*.txt``: the real output of ``maxsdk --help`` and ``maxsdk demo``.
+* ``cli_*.txt``: the real output of ``maxsdk --help``, ``maxsdk COMMAND --help`` and ``maxsdk demo``.
 
 A problem (an error class without an entry, a state missing from a diagram,
 the demo failing) is a Sphinx warning, so ``sphinx-build -W`` fails. The
@@ -364,11 +364,17 @@ def api_markdown() -> str:
 # -- the command line -----------------------------------------------------------------------------------------
 
 
+#: The commands whose ``--help`` the CLI page shows.
+CLI_COMMANDS = ("demo", "serve", "listen", "push", "outbox")
+
+
 def capture_cli() -> dict[str, str]:
-    """Run the ``maxsdk`` command and return its real output (``--help`` and ``demo``)."""
+    """Run the ``maxsdk`` command and return its real output (``--help``, each command's, and ``demo``)."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", "PYTHONPATH": str(ROOT)}
     outputs = {}
-    for name, args, timeout in (("help", ["--help"], 60), ("demo", ["demo"], 120)):
+    runs = [("help", ["--help"], 60), ("demo", ["demo"], 120)]
+    runs += [(f"{command}_help", [command, "--help"], 60) for command in CLI_COMMANDS]
+    for name, args, timeout in runs:
         result = subprocess.run(
             [sys.executable, "-m", "maxsdk", *args],
             cwd=ROOT,
@@ -411,7 +417,8 @@ def generate(app: Any) -> None:
         outputs = capture_cli()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         logger.warning(f"could not capture the CLI output: {exc}")
-        outputs = {"help": f"(capture failed: {exc})\n", "demo": f"(capture failed: {exc})\n"}
+        names = ["help", "demo", *(f"{command}_help" for command in CLI_COMMANDS)]
+        outputs = {name: f"(capture failed: {exc})\n" for name in names}
     for name, text in outputs.items():
         _write(f"cli_{name}.txt", text)
 

@@ -1,7 +1,8 @@
 """The ``maxsdk`` command line: ``demo``, ``serve``, ``listen``, ``push`` and ``outbox``.
 
 Errors are one line on stderr with a non-zero exit status (see
-:data:`maxsdk.cli.errors.EXIT`); tracebacks only with ``-vv``.
+:data:`maxsdk.cli.errors.EXIT`, listed in every command's ``--help``); tracebacks
+only with ``-vv``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from collections.abc import Sequence
 from maxsdk._version import __version__
 from maxsdk.cli import demo, listen, outbox, push, serve
 from maxsdk.cli.common import configure_logging
-from maxsdk.cli.errors import EXIT, exit_status
+from maxsdk.cli.errors import EXIT, EXIT_HELP, describe, exit_status
 from maxsdk.cli.output import Printer
-from maxsdk.errors import MaxsdkError
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +28,7 @@ EPILOG = """commands:
   maxsdk outbox PATH [ACTION]      inspect a durable outbox (stats, list, retry, purge)
 
 Run `maxsdk COMMAND --help` for examples. Set NO_COLOR to disable colors.
+
 """
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maxsdk",
         description="A blocking Python client for Phoenix Channels.",
-        epilog=EPILOG,
+        epilog=EPILOG + EXIT_HELP + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"maxsdk {__version__}")
@@ -60,17 +61,17 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
     if args.command is None:
         parser.print_help()
         return EXIT["usage"]
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, server=args.command == "serve")
     printer = Printer()
     try:
         return int(args.func(args, printer, stop))
     except KeyboardInterrupt:
         printer.note("interrupted")
         return EXIT["interrupted"]
-    except (MaxsdkError, TimeoutError, ValueError) as exc:
+    except Exception as exc:
         if args.verbose >= 2:
             raise
-        printer.fail(str(exc))
+        printer.fail(describe(exc))
         return exit_status(exc)
 
 

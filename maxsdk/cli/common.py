@@ -5,13 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
+import socket
 import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from maxsdk.client import Client
-from maxsdk.errors import ConfigurationError
+from maxsdk.endpoint import redact_url
+from maxsdk.errors import ConfigurationError, ConnectFailedError
 
-__all__ = ["add_connection_args", "client_from_args", "configure_logging", "parse_json", "parse_params"]
+__all__ = [
+    "add_connection_args",
+    "check_host",
+    "client_from_args",
+    "configure_logging",
+    "deferred_interrupt",
+    "parse_json",
+    "parse_params",
+]
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +75,40 @@ def parse_json(text: str, what: str) -> Any:
         raise ConfigurationError(f"{what} is not valid JSON: {exc}") from None
 
 
+def check_host(url: str) -> None:
+    """Fail at once if the URL's host name does not resolve.
+
+    The client retries DNS failures (a resolver can fail for a moment), but a
+    command given a host that does not exist should say so in one line instead
+    of retrying for ``--connect-timeout`` seconds. Skipped when a proxy from the
+    environment resolves names for us.
+
+    Raises:
+        ConnectFailedError: the name does not resolve.
+
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or parts.scheme not in ("ws", "wss", "http", "https"):
+        return  # the client reports a bad URL itself
+    scheme = "https" if parts.scheme in ("wss", "https") else "http"
+    if scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ValueError:
+        return  # a bad port: the client reports it
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConnectFailedError(
+            f"cannot connect to {redact_url(url)}: unknown host {host!r} ({reason})", url=redact_url(url)
+        ) from exc
+
+
 def client_from_args(args: argparse.Namespace, **options: Any) -> Client:
-    """A :class:`Client` configured from the shared connection options."""
+    """A :class:`Client` configured from the shared connection options (after :func:`check_host`)."""
+    check_host(args.url)
     return Client(
         args.url,
         params=parse_params(args.param, args.token),
@@ -71,13 +119,50 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Client:
     )
 
 
-def configure_logging(verbose: int) -> None:
-    """``-v``: maxsdk INFO logs; ``-vv``: frame-level DEBUG logs (secrets redacted)."""
-    if not verbose:
+class OneLineFormatter(logging.Formatter):
+    """A log line whose exception is summed up as ``Type: message`` instead of a traceback (below -vv)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - the logging API's name
+        return f"{ei[0].__name__}: {' '.join(str(ei[1]).split())}" if ei and ei[0] else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace("\n", ": ", 1) if record.exc_info else text
+
+
+def configure_logging(verbose: int, *, server: bool = False) -> None:
+    """``-v``: maxsdk INFO logs; ``-vv``: frame-level DEBUG logs (secrets redacted), with tracebacks.
+
+    Args:
+        verbose: the count of ``-v`` flags.
+        server: the command runs the embedded server: its warnings and errors (a channel
+            that crashed) are shown even without ``-v``, one line each.
+
+    """
+    if not verbose and not server:
         return
-    level = logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger("maxsdk")
-    root.addHandler(handler)
-    root.setLevel(level)
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if verbose >= 2 else OneLineFormatter(fmt))
+    logger = logging.getLogger("maxsdk" if verbose else "maxsdk.server")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back while something starts, so that it is never left half started.
+
+    A ``KeyboardInterrupt`` in the middle of starting a server could leave its
+    threads running with nothing to stop them (the process would hang instead
+    of exiting). SIGINT is blocked meanwhile and arrives when the block ends, as
+    a ``KeyboardInterrupt`` the caller's cleanup handles.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

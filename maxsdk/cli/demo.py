@@ -9,7 +9,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from maxsdk import signals
-from maxsdk.cli.common import parse_params
+from maxsdk.cli.common import deferred_interrupt, parse_params
+from maxsdk.cli.errors import EXIT_HELP
 from maxsdk.cli.output import Printer, to_json
 from maxsdk.client import Client
 from maxsdk.errors import ReplyError
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="run a short narrated live session",
         description="Connect, join, push, broadcast, presence, a forced disconnect "
         "and automatic recovery, narrated step by step.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", nargs="?", help="socket URL (default: start the embedded server)")
@@ -71,7 +72,10 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
             printer.step("Starting the embedded Phoenix server")
             history = StreamHistory(limit=100)
             router = reference_router().channel("stream:*", history.channel)
-            server = stack.enter_context(PhoenixServer(router, token="demo-secret"))
+            server = PhoenixServer(router, token="demo-secret")
+            stack.callback(server.stop)
+            with deferred_interrupt():  # never leave a half-started server running
+                server.start()
             url, token = server.url, "demo-secret"
             printer.info(f"listening on {server.url} (a token is required: 403 without it)")
         return _session(printer, url, token, args.topic, server, stack, history)

@@ -10,6 +10,7 @@ from typing import Any
 
 from maxsdk import signals
 from maxsdk.cli.common import add_connection_args, client_from_args, parse_json
+from maxsdk.cli.errors import EXIT, EXIT_HELP
 from maxsdk.cli.output import Printer, to_json
 
 __all__ = ["add_parser", "run"]
@@ -20,8 +21,10 @@ EPILOG = """examples:
   maxsdk listen ws://localhost:4000/socket room:lobby --event shout --event new_msg
   maxsdk listen ws://localhost:4000/socket room:private --join-payload '{"password": "pw"}'
 
-Events go to stdout; connection state changes go to stderr. It keeps
-reconnecting until Ctrl-C, then prints a summary.
+Events go to stdout; connection state changes go to stderr. Once connected it
+keeps reconnecting until Ctrl-C (exit status 130) or --count events (0), then
+prints a summary. An unknown host, a refused login (403) or a wrong path (404)
+end it at once.
 """
 
 
@@ -31,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "listen",
         help="join a topic and print its events",
         description="Join TOPIC and print every event until Ctrl-C.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", help="socket URL, e.g. ws://localhost:4000/socket")
@@ -47,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None = None) -> int:
-    """Listen until Ctrl-C, ``--count`` events, or ``stop`` (for tests)."""
+    """Listen until Ctrl-C (130), ``--count`` events, or ``stop`` (for tests; 0)."""
     join_payload = parse_json(args.join_payload, "--join-payload")
     stop = stop or threading.Event()
     wanted = set(args.event)
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
     channel = client.channel(args.topic, join_payload)
     channel.on_any(on_event)
     ticker = threading.Thread(target=_status_line, args=(client, printer, counts, stop), daemon=True)
+    status = EXIT["ok"]
     try:
         client.connect()
         channel.join()
@@ -94,7 +98,8 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
             ticker.start()
         stop.wait()
     except KeyboardInterrupt:
-        pass
+        printer.note("interrupted")
+        status = EXIT["interrupted"]
     finally:
         stop.set()
         if ticker.is_alive():
@@ -102,11 +107,14 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         printer.end_status()
         diagnostics = client.diagnostics()
         client.close()
-        printer.note(
-            f"{counts['messages']} message(s), {diagnostics.reconnects} reconnect(s), "
-            f"{time.monotonic() - started:.1f} s"
-        )
-    return 0
+        printer.note(_summary(counts["messages"], diagnostics.reconnects, diagnostics.connect_failures, started))
+    return status
+
+
+def _summary(messages: int, reconnects: int, failures: int, started: float) -> str:
+    """``3 message(s), 1 reconnect(s), 4 failed connection attempt(s), 12.3 s``."""
+    failed = f", {failures} failed connection attempt(s)" if failures else ""
+    return f"{messages} message(s), {reconnects} reconnect(s){failed}, {time.monotonic() - started:.1f} s"
 
 
 def _status_line(client: Any, printer: Printer, counts: dict[str, int], stop: threading.Event) -> None:

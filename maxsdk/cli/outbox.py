@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 
-from maxsdk._runtime.outbox_store import OutboxStore
+from maxsdk._runtime.outbox_store import DB_FILE, OutboxStore
+from maxsdk.cli.errors import EXIT, EXIT_HELP, CommandError
 from maxsdk.cli.output import Printer, to_json
 
 __all__ = ["add_parser", "run"]
@@ -19,6 +21,7 @@ EPILOG = """examples:
   maxsdk outbox ~/.myapp/outbox purge --all      # delete every dead letter
 
 The outbox must not be open in a running client (it is locked while in use).
+It never creates anything: a path that holds no outbox is an error (exit status 7).
 """
 
 
@@ -28,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "outbox",
         help="inspect and manage a durable outbox",
         description="Show the state of a durable outbox directory and manage its dead letters.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", help="the outbox directory given to Client(outbox=...)")
@@ -42,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None = None) -> int:
     """Open the store (it refuses if a client holds it), act, close."""
+    check_outbox(args.path)
     with OutboxStore(args.path, max_messages=None) as store:
         if args.action == "stats":
             stats = store.stats()
@@ -88,3 +92,19 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         count = store.purge_dead(args.keys or None)
         printer.line(f"{count} dead letter(s) deleted")
         return 0
+
+
+def check_outbox(path: str) -> None:
+    """Refuse a path that holds no outbox, so that inspecting never creates one.
+
+    Raises:
+        CommandError: ``path`` is missing, not a directory, or has no outbox database.
+
+    """
+    hint = "give the directory passed to Client(outbox=...)"
+    if not os.path.exists(path):
+        raise CommandError(f"no outbox at {path}: no such file or directory ({hint})", EXIT["system"])
+    if not os.path.isdir(path):
+        raise CommandError(f"no outbox at {path}: not a directory ({hint})", EXIT["system"])
+    if not os.path.isfile(os.path.join(path, DB_FILE)):
+        raise CommandError(f"no outbox at {path}: the directory has no {DB_FILE} ({hint})", EXIT["system"])

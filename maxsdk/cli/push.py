@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import threading
 
+from maxsdk.channel import Channel
 from maxsdk.cli.common import add_connection_args, client_from_args, parse_json
-from maxsdk.cli.errors import EXIT
+from maxsdk.cli.errors import EXIT, EXIT_HELP, CommandError
 from maxsdk.cli.output import Printer, to_json
-from maxsdk.errors import ReplyError
+from maxsdk.client import Client
+from maxsdk.errors import ReplyError, ReplyLostError
+from maxsdk.protocol.phoenix.channel import ChannelState
 
 __all__ = ["add_parser", "run"]
 
@@ -17,8 +20,7 @@ EPILOG = """examples:
   echo '{"body": "hi"}' | maxsdk push ws://localhost:4000/socket room:lobby new_msg -
   maxsdk push wss://example.com/socket room:42 ping --token "$TOKEN" --timeout 2
 
-exit status: 0 ok reply, 1 error reply, 2 usage error, 3 timeout,
-4 connection failure, 5 authentication refused, 6 join refused.
+The reply goes to stdout as JSON: {"status": ..., "response": ...}.
 """
 
 
@@ -28,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "push",
         help="push one event and print the reply",
         description="Join TOPIC, push EVENT with PAYLOAD and print the reply as JSON.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", help="socket URL, e.g. ws://localhost:4000/socket")
@@ -51,6 +53,14 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         channel = client.join(args.topic, join_payload)
         try:
             reply = channel.push(args.event, payload, timeout=args.timeout)
+        except ReplyLostError as exc:
+            if _channel_crashed(client, channel):
+                raise CommandError(
+                    f"the channel {args.topic!r} crashed on the server before it replied to {args.event!r}"
+                    " (the server's log says why)",
+                    EXIT["error_reply"],
+                ) from exc
+            raise
         except ReplyError as exc:
             printer.line(to_json({"status": exc.status, "response": exc.response}))
             return EXIT["error_reply"]
@@ -58,3 +68,8 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         return EXIT["ok"]
     finally:
         client.close()
+
+
+def _channel_crashed(client: Client, channel: Channel) -> bool:
+    """A reply was lost while the connection stayed up: the server's channel crashed (``phx_error``)."""
+    return client.connected and channel.state in (ChannelState.ERRORED, ChannelState.JOINING)
