@@ -164,12 +164,13 @@ def random_change(rng: random.Random, document: dict) -> tuple[object, str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_thousand_random_deltas_with_cuts_end_equal_to_the_servers_document(phoenix_server):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_thousand_random_deltas_with_cuts_end_equal_to_the_servers_document(phoenix_server, transport):
     rng = random.Random(1515)
     document = phoenix_server.state(TOPIC)
     document.reset({})
     with FaultProxy(("127.0.0.1", phoenix_server.port)) as proxy:
-        client = fast_client(proxy.rewrite(phoenix_server.url), reconnect=Backoff.constant(0.02))
+        client = fast_client(proxy.rewrite(phoenix_server.url), transport=transport, reconnect=Backoff.constant(0.02))
         with client:
             causes: list[str] = []
             client.on_signal(signals.state_view_changed, lambda _client, **kw: causes.append(kw["cause"]))
@@ -195,10 +196,11 @@ def test_a_thousand_random_deltas_with_cuts_end_equal_to_the_servers_document(ph
 
 
 @pytest.mark.timeout(60)
-def test_crash_rejoin_and_server_restart_resync_the_view(phoenix_server):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_crash_rejoin_and_server_restart_resync_the_view(phoenix_server, transport):
     document = phoenix_server.state(TOPIC)
     document.reset({"round": 1})
-    with fast_client(phoenix_server.url, reconnect=Backoff.constant(0.02)) as client:
+    with fast_client(phoenix_server.url, transport=transport, reconnect=Backoff.constant(0.02)) as client:
         channel = client.join(TOPIC)
         view = channel.state_view()
         assert view.wait_synced(5)
@@ -245,3 +247,25 @@ def test_a_malformed_delta_is_a_protocol_error_and_changes_nothing(phoenix_serve
         assert view.wait_for(lambda doc: doc == {"a": 2}, 5) and view.version == 1
         with pytest.raises(LocalProtocolError, match="not synced"):
             client.channel("state:other").state_view().update({"x": 1})
+
+
+@pytest.mark.timeout(30)
+def test_a_change_callback_may_itself_make_a_blocking_update(phoenix_server):
+    document = phoenix_server.state(TOPIC)
+    document.reset({"ping": 0, "pong": 0})
+    with fast_client(phoenix_server.url) as client:
+        view = client.join(TOPIC).state_view()
+        assert view.wait_synced(5)
+        answered: list = []
+        done = threading.Event()
+
+        @view.on_change(paths=["/ping"])
+        def answer(change):
+            if change.cause == "delta":
+                answered.append(view.update({"pong": view.value("/ping")}))
+                done.set()
+
+        document.change({"ping": 7})
+        assert view.wait_for(lambda doc: doc == {"ping": 7, "pong": 7}, 10)
+        assert done.wait(5) and answered == [2]
+        assert document.document == {"ping": 7, "pong": 7}
