@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast, over
 
 from maxsdk import signals
 from maxsdk._runtime.shards import is_cap_refusal
+from maxsdk.config import check_seconds
 from maxsdk.errors import (
     ChannelClosedError,
     ClientClosedError,
@@ -779,9 +780,7 @@ class Channel:
 
 
 def _check_timeout(timeout: Any) -> float:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    return check_seconds("timeout", timeout)
 
 
 def _reraise(exc: BaseException) -> None:

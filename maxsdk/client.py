@@ -11,7 +11,7 @@ from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk._runtime.shards import ShardSet, aggregate
 from maxsdk.channel import Channel
-from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike, SecretLike
+from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike, SecretLike, check_seconds
 from maxsdk.errors import ClientClosedError
 from maxsdk.protocol.backoff import BackoffLike
 from maxsdk.reply import PendingReply
@@ -241,8 +241,9 @@ class Client(ClientBase):
                 failure is chained); the client stops trying.
 
         """
+        timeout = self.config.connect_timeout if timeout is None else check_seconds("timeout", timeout)
         self.connect_nowait()
-        self._engine.wait_connected(self.config.connect_timeout if timeout is None else timeout)
+        self._engine.wait_connected(timeout)
         return self
 
     def connect_nowait(self) -> None:
@@ -279,6 +280,8 @@ class Client(ClientBase):
             self._started = False
         if self._forked:
             return  # the parent's threads and socket do not exist here; nothing to close
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         self._shards.close_all(timeout)
         self._engine.close(timeout)
         if self.outbox is not None:
@@ -290,6 +293,8 @@ class Client(ClientBase):
         They are joined again on the next ``connect()``.
         """
         self._check_process()
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         self._shards.disconnect_all(timeout)
         self._engine.disconnect(timeout)
 
@@ -397,7 +402,7 @@ class Client(ClientBase):
             self._engine,
             topic,
             params,
-            self.config.timeout if timeout is None else timeout,
+            self.config.timeout if timeout is None else check_seconds("timeout", timeout),
             queue_size=queue_size,
             overflow=overflow,
             dedicated_thread=dedicated_thread,

@@ -6,6 +6,8 @@ keyword arguments. Durations are float seconds; ``None`` disables a feature.
 
 from __future__ import annotations
 
+import math
+import os
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,15 @@ from maxsdk.protocol.backoff import Backoff
 if TYPE_CHECKING:
     from maxsdk._runtime.deflate import Deflate
 
-__all__ = ["DEFAULT_FATAL_STATUSES", "ClientConfig", "EndpointsLike", "ParamsLike", "endpoint_list", "make_ssl_context"]
+__all__ = [
+    "DEFAULT_FATAL_STATUSES",
+    "ClientConfig",
+    "EndpointsLike",
+    "ParamsLike",
+    "check_seconds",
+    "endpoint_list",
+    "make_ssl_context",
+]
 
 #: Params: a mapping, or a zero-argument callable returning one (evaluated per attempt).
 ParamsLike = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
@@ -107,7 +117,7 @@ class ClientConfig:
         options["reconnect"] = Backoff.coerce(options.get("reconnect"), default=Backoff.phoenix_reconnect())
         options["rejoin"] = Backoff.coerce(options.get("rejoin"), default=Backoff.phoenix_rejoin())
         if "fatal_statuses" in options:
-            options["fatal_statuses"] = frozenset(int(s) for s in options["fatal_statuses"])
+            options["fatal_statuses"] = _fatal_statuses(options["fatal_statuses"])
         config = cls(url=url, **options)
         config._validate()
         return config
@@ -142,8 +152,16 @@ class ClientConfig:
                 raise ConfigurationError(f"{name} must be a positive int")
         for name in ("max_message_size", "max_pending", "max_channels_per_socket"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigurationError(f"{name} must be a positive int or None")
+        for name in ("verify_tls", "reconnect_on_normal_close", "reconnect_on_going_away"):
+            _check_bool(name, getattr(self, name))
+        for name in ("origin", "name"):
+            _check_optional_str(name, getattr(self, name))
+        if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
+            raise ConfigurationError(f"ssl_context must be an ssl.SSLContext, got {type(self.ssl_context).__name__}")
+        if self.ca_file is not None:
+            _check_ca_file(self.ca_file)
         if self.proxy is not None:
             _check_proxy(self.proxy, self.transport)
 
@@ -183,9 +201,57 @@ def endpoint_list(value: Any) -> list[str]:
     return urls
 
 
+def check_seconds(name: str, value: Any) -> float:
+    """``value`` as float seconds: a finite number above 0 (not a bool, not NaN, not infinity).
+
+    Raises:
+        ConfigurationError: anything else, naming ``name`` and the value.
+
+    """
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not value > 0  # NaN fails too
+        or not math.isfinite(value)  # threading waits overflow on inf; None means "no limit" where allowed
+    ):
+        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
 def _positive(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:  # NaN fails too
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    check_seconds(name, value)
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_optional_str(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigurationError(f"{name} must be a non-empty string or None, got {type(value).__name__}")
+
+
+def _check_ca_file(value: Any) -> None:
+    """The CA bundle must be a readable PEM file now, not a FileNotFoundError in the reader later."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"ca_file must be a path to a PEM file, got {type(value).__name__}")
+    if not os.path.isfile(value):
+        raise ConfigurationError(f"ca_file {os.fspath(value)!r} is not a file")
+    try:
+        ssl.create_default_context(cafile=value)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigurationError(f"ca_file {os.fspath(value)!r} cannot be loaded: {exc}") from None
+
+
+def _fatal_statuses(value: Any) -> frozenset[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, set, frozenset)):
+        raise ConfigurationError("fatal_statuses must be a collection of HTTP status codes")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in value):
+        raise ConfigurationError(
+            f"fatal_statuses must hold HTTP status codes (100-599), got {sorted(value, key=str)!r}"
+        )
+    return frozenset(value)
 
 
 def make_ssl_context(config: ClientConfig) -> ssl.SSLContext:

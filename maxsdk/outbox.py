@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from maxsdk import signals
 from maxsdk._runtime.outbox_store import OutboxMessage, OutboxRecord, OutboxStats, OutboxStore, Priority
+from maxsdk.config import check_seconds
 from maxsdk.errors import ConfigurationError, MaxsdkError, OutboxClosedError
 from maxsdk.models import to_payload
 from maxsdk.protocol.phoenix.channel import ChannelState
@@ -185,11 +186,20 @@ class Outbox:
         One disk flush for the whole batch: the way to produce thousands of
         durable messages per second from one thread.
         """
-        if ttl is not None and ttl <= 0:
-            raise ConfigurationError("ttl must be a positive number of seconds")
+        if ttl is not None:
+            ttl = check_seconds("ttl", ttl)
         given = list(keys) if keys is not None else None
+        if given is not None:
+            for given_key in given:
+                if not isinstance(given_key, str) or not given_key or len(given_key) > 256:
+                    raise ConfigurationError(
+                        f"key must be a non-empty string of at most 256 characters, got {given_key!r:.80}"
+                    )
         batch = []
-        for index, (event, payload) in enumerate(messages):
+        for index, message in enumerate(messages):
+            if not isinstance(message, (tuple, list)) or len(message) != 2:
+                raise ConfigurationError(f"messages must be (event, payload) pairs, got {type(message).__name__}")
+            event, payload = message
             payload = to_payload({} if payload is None else payload)
             if not isinstance(payload, Mapping):
                 raise ConfigurationError("durable sends need a JSON object payload (the idempotency key goes in it)")

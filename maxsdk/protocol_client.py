@@ -23,7 +23,7 @@ from maxsdk._client_base import ClientBase
 from maxsdk._runtime.engine import Engine
 from maxsdk._runtime.handler_driver import HandlerDriver, HandlerEvents
 from maxsdk.call import ErrorConverter, PendingCall, rpc_error
-from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike
+from maxsdk.config import DEFAULT_FATAL_STATUSES, ClientConfig, EndpointsLike, ParamsLike, check_seconds
 from maxsdk.errors import (
     AuthRefusedError,
     ClientClosedError,
@@ -183,7 +183,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
             ConnectTimeoutError: not ready within ``timeout``.
 
         """
-        timeout = self.config.connect_timeout if timeout is None else timeout
+        timeout = self.config.connect_timeout if timeout is None else check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         self.connect_nowait()
         self._engine.wait_connected(timeout)

@@ -142,6 +142,8 @@ def encode_message(message: OutboxMessage, key: str, created_at: float) -> tuple
         data = json.dumps(document, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"the payload of {message.event!r} cannot be stored as JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"the payload of {message.event!r} is nested too deeply to store") from None
     return data, priority, expires_at
 
 
