@@ -122,6 +122,8 @@ class Engine:
         self._state_cond = threading.Condition(threading.Lock())
         self._state = ConnectionState.CLOSED
         self._transport: Transport | None = None
+        #: The connection was dropped by us (heartbeat timeout, fail back): reconnect whatever its close code.
+        self._dropped_by_us = False
         self._stop = threading.Event()
         self._loop_active = False
         self._helpers_running = False
@@ -543,6 +545,8 @@ class Engine:
             transport = self._transport
         if transport is not None:
             log.warning("%s: %s; dropping the connection to %s", self.name, reason.replace("_", " "), self.redacted_url)
+            # Long-poll reports our own close as a normal close (1000): that must not stop the loop.
+            self._dropped_by_us = True
             transport.close(1000, reason.replace("_", " "))
             transport.abort()
 
@@ -606,7 +610,8 @@ class Engine:
             code, reason = self._serve(transport)
             if self._stop.is_set():
                 return "stopped"
-            if classify_close(code, reason, policy) is Decision.STOP:
+            dropped_by_us, self._dropped_by_us = self._dropped_by_us, False
+            if not dropped_by_us and classify_close(code, reason, policy) is Decision.STOP:
                 log.info("%s: server closed the connection with %s; not reconnecting", self.name, code)
                 return "stopped"
             attempt = 1

@@ -41,10 +41,13 @@ def _first_deliveries(servers, topic: str) -> list[int]:
 
 
 @pytest.mark.timeout(90)
-def test_the_active_endpoint_dies_and_comes_back_nothing_durable_lost_order_kept(two_sites, tmp_path):
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_the_active_endpoint_dies_and_comes_back_nothing_durable_lost_order_kept(two_sites, tmp_path, transport):
     server_a, proxy_a, server_b, proxy_b = two_sites
     urls = [proxy_a.rewrite(server_a.url), proxy_b.rewrite(server_b.url)]
-    client = fast_client(urls, outbox=tmp_path / "outbox", failback_after=0.3, heartbeat_interval=0.2)
+    client = fast_client(
+        urls, outbox=tmp_path / "outbox", failback_after=0.3, heartbeat_interval=0.2, transport=transport
+    )
     log = SignalLog(client)
     with client:
         room = client.join("room:orders")
