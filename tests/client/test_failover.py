@@ -58,7 +58,8 @@ def test_the_active_endpoint_dies_and_comes_back_nothing_durable_lost_order_kept
 
         def produce() -> None:
             n = 0
-            while not stop.is_set() and n < 20_000:
+            # Long-poll delivers a batch of 100 per POST round trip: fewer messages there.
+            while not stop.is_set() and n < (20_000 if transport == "websocket" else 2_000):
                 n += 1
                 room.send("echo", {"n": n})
                 sent.append(n)
@@ -82,7 +83,7 @@ def test_the_active_endpoint_dies_and_comes_back_nothing_durable_lost_order_kept
         assert client.endpoint.startswith(urls[0].split("/socket")[0])
         stop.set()
         producer.join(30)
-        assert client.outbox is not None and client.outbox.wait_drained(30)
+        assert client.outbox is not None and client.outbox.wait_drained(60)
         assert room.push("echo", {"after": True}).response == {"after": True}
 
     # Nothing durable lost, and each message first reached a server in the order it was sent.
