@@ -90,8 +90,9 @@ class StateConflict:
         patch: the patch that was rolled back.
         base: the version it was made on.
         reason: ``"conflict"`` (someone changed the document first), another
-            server reason (``"invalid patch"``...), or ``"timeout"`` (no reply:
-            the outcome is unknown; the document that follows is the server's).
+            server reason (``"invalid patch"``...), ``"timeout"`` (no reply:
+            the outcome is unknown; the document that follows is the server's),
+            or ``"not sent"`` (the push could not be queued; its error was raised).
         version: the server's version, when the reply said so.
         response: the server's reply payload (``None`` for a timeout).
 
@@ -303,7 +304,7 @@ class StateView:
             try:
                 reply = self._channel.push_nowait(UPDATE_EVENT, update.payload(), self.timeout)
             except MaxsdkError:
-                self._settle_lost(update.id)
+                self._settle_lost(update.id, "not sent")
                 raise
         self._channel._engine.call_soon(self._report, effects)
         reply.add_done_callback(lambda done: self._on_update_reply(update.id, done))
@@ -427,9 +428,9 @@ class StateView:
             )
         self._act(effects)
 
-    def _settle_lost(self, update_id: str) -> None:
+    def _settle_lost(self, update_id: str, reason: str) -> None:
         with self._lock:
-            effects = self._core.update_refused(update_id, "timeout")
+            effects = self._core.update_refused(update_id, reason)
             self._updates.pop(update_id, None)
             self._cond.notify_all()
         self._channel._engine.call_soon(self._report, effects)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import jsonpatch
 import pytest
 
-from maxsdk import Backoff, LocalProtocolError, PatchError, StateConflictError, signals
+from maxsdk import Backoff, LocalProtocolError, NotConnectedError, PatchError, StateConflictError, signals
 from tests.client.helpers import SignalLog, fast_client
 from tests.support.faultproxy import FaultProxy
 
@@ -269,3 +269,20 @@ def test_a_change_callback_may_itself_make_a_blocking_update(phoenix_server):
         assert view.wait_for(lambda doc: doc == {"ping": 7, "pong": 7}, 10)
         assert done.wait(5) and answered == [2]
         assert document.document == {"ping": 7, "pong": 7}
+
+
+@pytest.mark.timeout(30)
+def test_an_update_that_cannot_be_sent_raises_and_is_rolled_back(phoenix_server):
+    phoenix_server.state(TOPIC).reset({"a": 1})
+    with fast_client(phoenix_server.url, offline="raise") as client:
+        log = SignalLog(client)
+        view = client.join(TOPIC).state_view()
+        seen = Changes(view)
+        assert view.wait_synced(5)
+        phoenix_server.stop()
+        log.wait_for("disconnected")
+        with pytest.raises(NotConnectedError):
+            view.update_nowait({"a": 2})
+        assert view.get() == {"a": 1} and view.pending == 0
+        seen.wait(lambda s: s.conflicts)
+        assert [c.reason for c in seen.conflicts] == ["not sent"]
