@@ -40,6 +40,9 @@ TEST_REQUIRES = [
     *DJANGO_REQUIRES,
     *FLASK_REQUIRES,
     "gunicorn>=21.2; sys_platform != 'win32'",
+    # tests/test_packaging.py builds the wheel and sdist, checks them and installs the wheel.
+    "build>=1.0",
+    "twine>=5",
     # tests/docs builds the documentation with warnings as errors.
     "sphinx>=7",
     "furo>=2024.1.29",
