@@ -164,6 +164,20 @@ class ClientConfig:
             _check_ca_file(self.ca_file)
         if self.proxy is not None:
             _check_proxy(self.proxy, self.transport)
+        self._validate_header_values()
+
+    def _validate_header_values(self) -> None:
+        """Refuse CR/LF in static header values (callables are checked on every connection attempt).
+
+        ``auth_token`` needs no check: it travels base64-encoded in the subprotocol.
+        """
+        from maxsdk._runtime.handshake import check_header_value
+
+        if isinstance(self.headers, Mapping):
+            for name, value in self.headers.items():
+                check_header_value(str(name), str(value))
+        if self.origin is not None:
+            check_header_value("Origin", self.origin)
 
     def __repr__(self) -> str:
         from maxsdk.endpoint import redact_url

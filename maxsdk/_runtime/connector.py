@@ -139,8 +139,8 @@ class TransportSelector:
         try:
             transport = open_websocket(url, attempt, redacted_url=redacted_url)
         except ConnectFailedError as exc:
-            if self._websocket_opened:
-                raise  # WebSocket worked here before: a failure now is not a blocking proxy
+            if self._websocket_opened or (options.attempt is not None and options.attempt.aborted):
+                raise  # WebSocket worked here before, or close() stopped the attempt: not a blocking proxy
             reason = _proxy_reason(exc)
             if reason is None:
                 budget = self._budget(self._clock())

@@ -16,7 +16,11 @@ Threads (per client, all started by :meth:`Engine.start`, all joined by
 
 Locking: one lock (``_lock``) serializes every call into the protocol core.
 Frames the core produces are queued under that lock (so their order is the
-core's order) and written after it is released, under ``_send_lock``.
+core's order) and written after it is released, under ``_send_lock``. No
+thread waits for that lock: a thread that finds it taken leaves its frames to
+the writer holding it, which looks at the queue again after releasing it. So a
+peer that stops reading blocks at most one writer (until the transport's write
+timeout), never the timer, the reader or ``close()``.
 Completions (waking blocked callers) happen after the lock is released; user
 code never runs under either lock.
 """
@@ -36,6 +40,7 @@ from maxsdk import signals
 from maxsdk._runtime.connector import TransportSelector
 from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.failover import EndpointChooser
+from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
@@ -119,6 +124,10 @@ class Engine:
         self.transport_kind: str | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
+        # Health of the current connection (see _connection_was_healthy); reader thread only.
+        self._opened_at = 0.0
+        self._proved_healthy = False
+        self._health_count_at_open = 0
         self._state_cond = threading.Condition(threading.Lock())
         self._state = ConnectionState.CLOSED
         self._transport: Transport | None = None
@@ -135,6 +144,9 @@ class Engine:
         self._ever_connected = False
         self._connected_since_start = False
         self._reader_thread: threading.Thread | None = None
+        self._writer_thread: threading.Thread | None = None
+        #: The connection attempt in progress (``close()`` aborts it).
+        self._attempt: ConnectAttempt | None = None
         self._internal_idents: frozenset[int] = frozenset()
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.reconnects = 0
@@ -296,16 +308,17 @@ class Engine:
     def _stop_loop(self, deadline: float) -> None:
         """Stop the connection loop: close the socket cleanly, then join the reader."""
         self._stop.set()
-        with self._send_lock:
-            transport = self._transport
+        attempt = self._attempt
+        if attempt is not None:
+            attempt.abort()  # a slow upgrade ends now instead of connecting after close()
+        transport = self._transport  # not under _send_lock: a stuck writer may hold it
         if transport is not None:
             transport.close(1000, "client closing")
         reader = self._reader_thread
         if reader is not None and reader is not threading.current_thread() and reader.is_alive():
             reader.join(max(0.05, min(1.0, deadline - _monotonic())))
             if reader.is_alive():
-                with self._send_lock:
-                    transport = self._transport
+                transport = self._transport
                 if transport is not None:
                     transport.abort()
                 reader.join(max(0.5, deadline - _monotonic()))
@@ -343,6 +356,8 @@ class Engine:
 
     def _all_threads(self) -> list[threading.Thread]:
         threads = [self._reader_thread] if self._reader_thread is not None else []
+        if self._writer_thread is not None:
+            threads.append(self._writer_thread)
         threads.extend(self._dispatcher.threads)
         if self.endpoints is not None:
             threads.extend(self.endpoints.threads)
@@ -447,6 +462,8 @@ class Engine:
         now = _monotonic()
         observe = self.metrics.observe_reply
         for waiter, outcome in completions:
+            if outcome.status == "ok":
+                self._proved_healthy = True  # the server answers: this connection works
             if waiter is None:
                 continue
             if outcome.event not in _CONTROL_EVENTS:
@@ -455,34 +472,92 @@ class Engine:
                 self.call_soon(callback, waiter)
 
     def _flush(self) -> None:
-        """Write queued frames in order (one writer at a time)."""
+        """Write queued frames in order; leave them to the current writer if there is one."""
         outgoing = self._session.outgoing
+        lock = self._send_lock
+        while outgoing:
+            if not lock.acquire(blocking=False):
+                return  # the writer holding the lock looks at the queue again after releasing it
+            handed_off = False
+            try:
+                handed_off = self._write_queued(outgoing, _WRITE_SLICE)
+            finally:
+                if not handed_off:
+                    lock.release()
+            if handed_off:
+                return  # the background writer owns the lock and the queue now
+
+    def _write_queued(self, outgoing: Any, within: float | None) -> bool:
+        """Write every queued frame (``_send_lock`` held).
+
+        With ``within``, a frame the socket does not take in that time is
+        handed, with the lock and the rest of the queue, to a background
+        writer; returns ``True`` then.
+        """
         debug = frame_log.isEnabledFor(logging.DEBUG)
-        with self._send_lock:
-            transport = self._transport
-            send_many = getattr(transport, "send_many", None)
-            if send_many is not None:
-                self._flush_batches(transport, send_many, outgoing, debug)
-                return
-            while outgoing:
-                try:
-                    frame = outgoing.popleft()
-                except IndexError:
-                    break
-                if transport is None:
-                    continue
-                if debug:
-                    frame_log.debug("%s >> %s", self.name, self._describe(frame))
-                # Counted before the write: the reply can be processed (and observed)
-                # before this thread resumes after send().
-                self.frames_out += 1
-                try:
+        transport = self._transport
+        send_many = getattr(transport, "send_many", None)
+        if send_many is not None:
+            self._flush_batches(transport, send_many, outgoing, debug)
+            return False
+        write = getattr(transport, "write", None)
+        while outgoing:
+            try:
+                frame = outgoing.popleft()
+            except IndexError:
+                break
+            if transport is None:
+                continue
+            if debug:
+                frame_log.debug("%s >> %s", self.name, self._describe(frame))
+            # Counted before the write: the reply can be processed (and observed)
+            # before this thread resumes after send().
+            self.frames_out += 1
+            try:
+                if write is None:
                     self.bytes_out += transport.send(frame)
-                except ConnectionLostError as exc:
-                    log.info("%s: send failed (%s); dropping the connection", self.name, exc)
-                    transport.abort()
-                    outgoing.clear()
-                    return
+                    continue
+                data = transport.encode(frame)  # type: ignore[attr-defined]
+                self.bytes_out += len(data)
+                sent = write(data, within)
+                if sent < len(data):
+                    self._hand_off(transport, memoryview(data)[sent:])
+                    return True
+            except ConnectionLostError as exc:
+                log.info("%s: send failed (%s); dropping the connection", self.name, exc)
+                transport.abort()
+                outgoing.clear()
+                return False
+        return False
+
+    def _hand_off(self, transport: Any, rest: memoryview) -> None:
+        """Finish a partial frame (and the queue) on a writer thread of its own.
+
+        Callers, the timer and the reader never wait on a slow socket longer
+        than ``_WRITE_SLICE``; the writer exists only while the socket is backed up.
+        """
+        writer = threading.Thread(
+            target=self._finish_writes, args=(transport, rest), name=f"{self.name}-writer", daemon=True
+        )
+        self._writer_thread = writer
+        writer.start()
+
+    def _finish_writes(self, transport: Any, rest: memoryview) -> None:
+        """The background writer: ``_send_lock`` is held on its behalf."""
+        try:
+            try:
+                transport.write(rest)
+                if transport is self._transport:
+                    self._write_queued(self._session.outgoing, None)
+            except ConnectionLostError as exc:
+                log.warning("%s: %s; dropping the connection", self.name, exc)
+                transport.abort()
+                self._session.outgoing.clear()
+        except Exception:
+            log.exception("%s: internal error in the writer thread", self.name)
+        finally:
+            self._send_lock.release()
+        self._flush()  # frames queued by threads that found the lock taken
 
     def _flush_batches(self, transport: Any, send_many: Callable[[list[Any]], int], outgoing: Any, debug: bool) -> None:
         """Write every queued frame in one call of a batching transport (long-poll: one POST).
@@ -541,8 +616,7 @@ class Engine:
         self._drop_connection(reason)
 
     def _drop_connection(self, reason: str) -> None:
-        with self._send_lock:
-            transport = self._transport
+        transport = self._transport  # not under _send_lock: a stuck writer may hold it
         if transport is not None:
             log.warning("%s: %s; dropping the connection to %s", self.name, reason.replace("_", " "), self.redacted_url)
             # Long-poll reports our own close as a normal close (1000): that must not stop the loop.
@@ -583,6 +657,9 @@ class Engine:
         while not self._stop.is_set():
             try:
                 transport = self._open()
+                if self._stop.is_set():  # close() came while the upgrade was finishing
+                    transport.abort()
+                    return "stopped"
             except MaxsdkError as exc:
                 self._last_error = exc
                 self.connect_failures += 1
@@ -606,7 +683,7 @@ class Engine:
                     return "gave_up"
                 self._wait_before_retry(attempt, delay, exc, f"after {exc}")
                 continue
-            attempt, renewals = 0, 0
+            renewals = 0
             code, reason = self._serve(transport)
             if self._stop.is_set():
                 return "stopped"
@@ -614,13 +691,34 @@ class Engine:
             if not dropped_by_us and classify_close(code, reason, policy) is Decision.STOP:
                 log.info("%s: server closed the connection with %s; not reconnecting", self.name, code)
                 return "stopped"
-            attempt = 1
+            # The schedule starts over only after a connection proved healthy: a server that
+            # accepts and drops every connection sees the same curve as one that refuses.
+            attempt = 1 if self._connection_was_healthy() else attempt + 1
             delay = backoff.delay(attempt, self.config.rng or _default_rng)
             if delay is None:
-                self._give_up(None, 0, "reconnect disabled")
+                self._give_up(
+                    None,
+                    attempt - 1,
+                    "reconnect disabled" if attempt == 1 else f"gave up after {attempt - 1} reconnect attempts",
+                )
                 return "gave_up"
             self._wait_before_retry(attempt, delay, None, f"after close {code}" + (f" ({reason})" if reason else ""))
         return "stopped"
+
+    def _connection_was_healthy(self) -> bool:
+        """Whether the connection that just ended proved itself.
+
+        It did if a heartbeat (or ping) was answered, a request (a join, a push)
+        got an ``ok`` reply, or it stayed up for :data:`_HEALTHY_UPTIME` seconds.
+        """
+        answered = self._health_count() > self._health_count_at_open
+        uptime = _monotonic() - self._opened_at
+        return self._proved_healthy or answered or uptime >= _HEALTHY_UPTIME
+
+    def _health_count(self) -> int:
+        """Answered heartbeats/pings plus accepted (re)joins so far, from the session's counters."""
+        counters = self._session.counters
+        return int(counters.get("heartbeat_replies", 0)) + int(counters.get("joins_ok", 0))
 
     def _wait_before_retry(self, attempt: int, delay: float, error: BaseException | None, why: str) -> None:
         reason = f"reconnecting in {delay:.2f} s {why} (attempt {attempt})"
@@ -669,6 +767,12 @@ class Engine:
         if headers is not None and not isinstance(headers, Mapping):
             raise ConfigurationError("headers callable must return a mapping")
         subprotocols = self.driver.subprotocols(token)
+        for name, value in (headers or {}).items():
+            check_header_value(str(name), str(value))  # callables are checked on every attempt
+        attempt = ConnectAttempt()
+        self._attempt = attempt
+        if self._stop.is_set():
+            attempt.abort()
         options = TransportOptions(
             headers=tuple((str(k), str(v)) for k, v in (headers or {}).items()),
             subprotocols=subprotocols,
@@ -679,6 +783,9 @@ class Engine:
             proxy=_proxy_tuple(config.proxy),
             proxy_type=_proxy_type(config.proxy),
             compression=config.compression,
+            attempt=attempt,
+            # A write that makes no progress for the heartbeat timeout means a dead connection.
+            write_timeout=config.heartbeat_timeout or config.heartbeat_interval or 30.0,
         )
         redacted = redact_url(url)
         log.debug("%s: connecting to %s", self.name, redacted)
@@ -687,6 +794,9 @@ class Engine:
     def _serve(self, transport: Transport) -> tuple[int | None, str]:
         """Run one open connection to its end; return ``(close code, reason)``."""
         now = _monotonic()
+        self._opened_at = now
+        self._proved_healthy = False
+        self._health_count_at_open = self._health_count()
         with self._send_lock:
             self._transport = transport
         reconnect = self._ever_connected
@@ -710,9 +820,9 @@ class Engine:
         if self._timer is not None:
             self._timer.poke()
         code, reason = self._read_loop(transport)
+        transport.abort()  # first: it fails a write stuck on this connection, which frees _send_lock
         with self._send_lock:
             self._transport = None
-        transport.abort()
         with self._lock:
             closing_reason = self._session.close_request or reason
             self._session.connection_closed(_monotonic(), "connection_closed")
@@ -942,6 +1052,13 @@ class Engine:
     def threads(self) -> list[threading.Thread]:
         """The threads this engine started (alive or not)."""
         return self._all_threads()
+
+
+#: Seconds a caller, the timer or the reader spends on a frame the socket does not take
+#: before handing it to a background writer.
+_WRITE_SLICE = 0.05
+#: A connection that stayed up this long counts as healthy even without a reply (a silent feed).
+_HEALTHY_UPTIME = 10.0
 
 
 def _default_rng() -> float:

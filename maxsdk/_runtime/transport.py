@@ -1,13 +1,23 @@
-"""The WebSocket transport: websocket-client for the handshake, TLS and sending;
-a buffered frame reader of our own for receiving.
+"""The WebSocket transport: our own bounded handshake (:mod:`maxsdk._runtime.handshake`),
+websocket-client's frame encoding (masking) for sending, and a buffered frame
+reader of our own for receiving.
 
 Why our own reader: websocket-client parses each frame with several small
 Python calls and only checks a frame's size after buffering all of it. Reading
 64 KiB at a time and slicing frames out of one buffer is several times
 cheaper per frame, and it lets us refuse (and skip, without buffering) a frame
-larger than ``max_message_size`` as soon as its header arrives. The handshake
-reads the HTTP response one byte at a time, so no frame bytes are left inside
-websocket-client when we take over the socket.
+larger than ``max_message_size`` as soon as its header arrives. A frame header
+never makes us allocate what it declares: only what arrived is buffered, and a
+fragmented message is reassembled in one growing buffer (no object per fragment).
+
+Writing never holds the other threads up for long. A frame that the socket
+does not take within a short slice is left *partial* for a background writer
+to finish (see the engine); the socket has a write timeout, so a peer that
+stops reading for that long is a dead connection (the write fails with
+:class:`ConnectionLostError` and the engine reconnects); control frames are
+never put in the middle of a partial frame; the close frame is skipped when a
+stuck write holds the lock; and :meth:`WebSocketTransport.abort` takes no lock
+at all, so it always wakes a blocked reader and writer.
 
 Every exception of websocket-client, ``ssl`` and ``socket`` is mapped to ours
 here and nowhere else.
@@ -20,21 +30,15 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import websocket
 
 from maxsdk._runtime.deflate import Deflate, DeflateSession, negotiate
-from maxsdk.errors import (
-    AuthenticationError,
-    ConnectFailedError,
-    ConnectionLostError,
-    HandshakeError,
-    MessageTooLargeError,
-    RemoteProtocolError,
-    TLSVerificationError,
-)
+from maxsdk._runtime.handshake import ConnectAttempt, open_upgraded
+from maxsdk.errors import ConnectFailedError, ConnectionLostError, MessageTooLargeError, RemoteProtocolError
 from maxsdk.protocol.handler import WebSocketPing
 
 __all__ = [
@@ -53,17 +57,12 @@ log = logging.getLogger("maxsdk.transport")
 TEXT = 0x1
 BINARY = 0x2
 CLOSE = 0x8
-try:  # python-socks (the socks extra): a refusal by the SOCKS proxy (its other errors are OSErrors)
-    from python_socks import ProxyError as _SocksProxyError
-
-    _SOCKS_ERRORS: tuple[type[Exception], ...] = (_SocksProxyError,)
-except ImportError:  # pragma: no cover - without the extra no SOCKS proxy is accepted
-    _SOCKS_ERRORS = ()
-#: What a failed connection attempt may raise, mapped to ConnectFailedError.
-_CONNECT_ERRORS: tuple[type[Exception], ...] = (OSError, websocket.WebSocketException, ValueError, *_SOCKS_ERRORS)
-
 _CONT, _PING, _PONG = 0x0, 0x9, 0xA
 _READ_SIZE = 65536
+#: The most one recv() asks for: a frame's declared length is never allocated up front.
+_MAX_READ = 1024 * 1024
+#: RFC 6455 5.2: the most significant bit of a 64-bit payload length must be 0.
+_MAX_LENGTH = (1 << 63) - 1
 _unpack_16 = struct.Struct("!H").unpack_from
 _unpack_64 = struct.Struct("!Q").unpack_from
 
@@ -115,7 +114,12 @@ class TransportOptions:
         ssl_context: the TLS context for ``wss://`` URLs.
         max_message_size: larger incoming messages are refused; ``None`` = no limit.
         proxy: ``(host, port, auth)`` of a proxy, or ``None``.
-        proxy_type: ``"http"`` (CONNECT) or ``"socks5"``, ``"socks5h"``, ``"socks4"``, ``"socks4a"``.
+        write_timeout: seconds a write may make no progress before the
+            connection counts as dead (``None``: wait forever).
+        proxy_type: ``"http"`` (a CONNECT tunnel) or ``"socks5"``,
+            ``"socks5h"``, ``"socks4"``, ``"socks4a"`` (needs python-socks).
+        compression: permessage-deflate settings to offer (``None``: no compression).
+        attempt: lets another thread abort the attempt in progress.
 
     """
 
@@ -126,65 +130,69 @@ class TransportOptions:
     ssl_context: ssl.SSLContext | None = None
     max_message_size: int | None = 16 * 1024 * 1024
     proxy: tuple[str, int, tuple[str, str] | None] | None = None
+    write_timeout: float | None = 30.0
     proxy_type: str = "http"
-    #: permessage-deflate settings to offer (``None``: no compression).
     compression: Deflate | None = None
+    attempt: ConnectAttempt | None = None
+
+
+#: How long closing waits for a write in progress before skipping the close frame.
+_CLOSE_FRAME_WAIT = 0.25
 
 
 def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) -> WebSocketTransport:
-    """Open a WebSocket to ``url`` and return the transport.
+    """Open a WebSocket to ``url`` (see :mod:`maxsdk._runtime.handshake`) and return the transport.
 
     Raises:
         AuthenticationError: the upgrade was refused with 401 or 403.
-        HandshakeError: the upgrade was refused with another status.
+        HandshakeError: the upgrade was refused with another status (redirects included).
         TLSVerificationError: the certificate did not verify.
-        ConnectFailedError: any other failure (refused, DNS, timeout, reset).
+        ConnectFailedError: any other failure (refused, DNS, timeout, reset, limits).
 
     """
-    sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
-    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True, sslopt=sslopt)
-    kwargs: dict[str, Any] = {
-        "timeout": options.connect_timeout,
-        "header": [f"{name}: {value}" for name, value in options.headers]
-        + ([f"Sec-WebSocket-Extensions: {options.compression.offer()}"] if options.compression else []),
-        "suppress_origin": options.origin is None,
-    }
-    if options.origin is not None:
-        kwargs["origin"] = options.origin
-    if options.subprotocols:
-        kwargs["subprotocols"] = list(options.subprotocols)
-    if options.proxy is not None:
-        host, port, auth = options.proxy
-        kwargs.update(http_proxy_host=host, http_proxy_port=port, proxy_type=options.proxy_type)
-        if auth is not None:
-            kwargs["http_proxy_auth"] = auth
-    try:
-        ws.connect(url, **kwargs)  # type: ignore[no-untyped-call]
-    except websocket.WebSocketBadStatusException as exc:
-        _close_quietly(ws)
-        status = int(getattr(exc, "status_code", 0) or 0)
-        body = _body_text(getattr(exc, "resp_body", b""))
-        error_class = AuthenticationError if status in (401, 403) else HandshakeError
-        raise error_class(status, url=redacted_url, body=body) from None
-    except ssl.SSLCertVerificationError as exc:
-        _close_quietly(ws)
-        raise TLSVerificationError(
-            f"TLS certificate verification failed for {redacted_url}: {exc.verify_message}", url=redacted_url
-        ) from None
-    except _CONNECT_ERRORS as exc:
-        _close_quietly(ws)
-        raise ConnectFailedError(f"cannot connect to {redacted_url}: {_describe(exc)}", url=redacted_url) from None
-    sock = ws.sock
-    assert sock is not None
+    offer = options.compression
+    extensions = (("Sec-WebSocket-Extensions", offer.offer()),) if offer is not None else ()
+    upgraded = open_upgraded(
+        url,
+        headers=options.headers + extensions,
+        subprotocols=options.subprotocols,
+        origin=options.origin,
+        timeout=options.connect_timeout,
+        ssl_context=options.ssl_context,
+        proxy=options.proxy,
+        proxy_scheme=options.proxy_type,
+        attempt=options.attempt,
+        redacted_url=redacted_url,
+    )
+    sock = upgraded.sock
     deflate = None
-    if options.compression is not None:
-        try:
-            deflate = negotiate(options.compression, (ws.getheaders() or {}).get("sec-websocket-extensions"))
-        except RemoteProtocolError as exc:
-            _close_quietly(ws)
-            raise ConnectFailedError(f"cannot connect to {redacted_url}: {exc}", url=redacted_url) from None
-    sock.settimeout(None)
-    return WebSocketTransport(ws, sock, options.max_message_size, redacted_url, deflate=deflate)
+    answer = upgraded.headers.get("sec-websocket-extensions")
+    try:
+        if offer is not None:
+            deflate = negotiate(offer, answer)
+        elif answer:
+            raise RemoteProtocolError(f"the server accepted an extension we did not offer: {answer[:100]!r}")
+    except RemoteProtocolError as exc:
+        _close_quietly(sock)
+        raise ConnectFailedError(f"cannot connect to {redacted_url}: {exc}", url=redacted_url) from None
+    # Reads wait as long as they must (a timeout just reads again); writes give up after write_timeout.
+    sock.settimeout(options.write_timeout)
+    return WebSocketTransport(
+        sock,
+        options.max_message_size,
+        redacted_url,
+        options.write_timeout,
+        subprotocol=upgraded.subprotocol,
+        initial=upgraded.leftover,
+        deflate=deflate,
+    )
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 class WebSocketTransport:
@@ -196,14 +204,15 @@ class WebSocketTransport:
 
     def __init__(
         self,
-        ws: websocket.WebSocket,
         sock: socket.socket,
         max_message_size: int | None,
         redacted_url: str,
+        write_timeout: float | None = None,
         *,
+        subprotocol: str | None = None,
+        initial: bytes = b"",
         deflate: DeflateSession | None = None,
     ) -> None:
-        self._ws = ws
         #: The negotiated permessage-deflate codec (``None``: uncompressed).
         self.deflate = deflate
         self._fragment_compressed = False
@@ -211,53 +220,126 @@ class WebSocketTransport:
         self._sock = sock
         self._limit = max_message_size
         self._url = redacted_url
-        self._buf = bytearray()
+        self._buf = bytearray(initial)  # frames that arrived with the upgrade response
         self._pos = 0
-        self._fragments: list[bytes] = []
+        # One growing buffer for a fragmented message: no per-fragment objects, whatever their size.
+        self._fragments = bytearray()
         self._fragment_opcode = 0
         self._fragment_size = 0
         self._skipping_message = False
         self._close_sent = False
-        self.subprotocol: str | None = ws.getsubprotocol()
+        self._write_lock = threading.Lock()
+        self._write_timeout = write_timeout
+        #: A data frame is half written: its rest must go before anything else.
+        self._partial = False
+        self.subprotocol = subprotocol
         #: Called with each pong's payload on the reader thread (protocols that use WebSocket pings).
         self.on_pong: Callable[[bytes], None] | None = None
 
     # -- sending ------------------------------------------------------------------
 
     def send(self, frame: str | bytes) -> int:
-        """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping."""
-        if self.deflate is not None and type(frame) is not WebSocketPing and len(frame) >= self.deflate.min_size:
-            return self._send_compressed(frame)
-        try:
-            if isinstance(frame, str):
-                return self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
-            if type(frame) is WebSocketPing:
-                return self._ws.send(frame, websocket.ABNF.OPCODE_PING)
-            return self._ws.send(frame, websocket.ABNF.OPCODE_BINARY)
-        except (OSError, websocket.WebSocketException) as exc:
-            raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
+        """Send a text (``str``) or binary (``bytes``) message, or a :class:`WebSocketPing` as a ping.
 
-    def _send_compressed(self, frame: str | bytes) -> int:
+        Blocks until it is written; a write that makes no progress for the
+        socket's write timeout raises :class:`ConnectionLostError`.
+        """
+        if self.deflate is None:
+            data = self.encode(frame)
+            self.write(data)
+            return len(data)
+        with self._deflate_lock:  # one compressor: compress and write in the same order
+            data = self.encode(frame)
+            self.write(data)
+        return len(data)
+
+    def encode(self, frame: str | bytes) -> bytes:
+        """The masked frame bytes of a message (text for ``str``, binary for ``bytes``, or a ping).
+
+        With permessage-deflate the message is compressed here: frames must be
+        written in the order they were encoded.
+        """
+        if isinstance(frame, str):
+            opcode = websocket.ABNF.OPCODE_TEXT
+        elif type(frame) is WebSocketPing:
+            opcode = websocket.ABNF.OPCODE_PING
+        else:
+            opcode = websocket.ABNF.OPCODE_BINARY
         deflate = self.deflate
-        assert deflate is not None
-        opcode = websocket.ABNF.OPCODE_TEXT if isinstance(frame, str) else websocket.ABNF.OPCODE_BINARY
-        data = frame.encode() if isinstance(frame, str) else frame
+        if deflate is not None and opcode != websocket.ABNF.OPCODE_PING and len(frame) >= deflate.min_size:
+            payload = deflate.compress(frame.encode() if isinstance(frame, str) else bytes(frame))
+            compressed: bytes = websocket.ABNF(1, 1, 0, 0, opcode, 1, payload).format()
+            return compressed
+        data: bytes = websocket.ABNF.create_frame(frame, opcode).format()
+        return data
+
+    def write(self, data: bytes | memoryview, within: float | None = None) -> int:
+        """Write frame bytes; return how many were written.
+
+        With ``within``, give up after about that many seconds and return a
+        short count: the frame is then *partial*, and its rest must be written
+        (with :meth:`write`) before anything else. Without it, write it all.
+
+        Raises:
+            ConnectionLostError: the socket failed, or made no progress for its
+                write timeout (a peer that stopped reading).
+
+        """
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        sock = self._sock
+        deadline = None if within is None else time.monotonic() + within
+        with self._write_lock:
+            try:
+                while sent < total:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        sock.settimeout(left if self._write_timeout is None else min(left, self._write_timeout))
+                    try:
+                        sent += sock.send(view[sent:])
+                    except TimeoutError:
+                        if deadline is None or time.monotonic() < deadline:
+                            raise
+                        break
+            except OSError as exc:
+                raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
+            finally:
+                self._partial = sent < total
+                if deadline is not None:
+                    try:
+                        sock.settimeout(self._write_timeout)
+                    except OSError:
+                        pass  # aborted meanwhile (closed socket): the next use reports it
+        return sent
+
+    def _send_control(self, payload: bytes, opcode: int, *, wait: float | None = None) -> None:
+        """Send a control frame between two data frames, or skip it.
+
+        Skipped when a data frame is half written (a control frame in its
+        middle would break the stream) or, with ``wait``, when a stuck write
+        holds the lock that long.
+        """
+        if not self._write_lock.acquire(timeout=-1 if wait is None else wait):
+            log.debug("%s: a write is stuck; control frame %#x skipped", self._url, opcode)
+            return
         try:
-            with self._deflate_lock:  # one compressor: compress and write in the same order
-                payload = deflate.compress(data)
-                return self._ws.send_frame(websocket.ABNF(1, 1, 0, 0, opcode, 1, payload))
-        except (OSError, websocket.WebSocketException) as exc:
-            raise ConnectionLostError(f"send failed: {_describe(exc)}", code=1006, url=self._url) from None
+            if not self._partial:
+                self._sock.sendall(websocket.ABNF.create_frame(payload, opcode).format())
+        except OSError:
+            pass
+        finally:
+            self._write_lock.release()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (once); the reader then sees the server's close."""
         if self._close_sent:
             return
         self._close_sent = True
-        try:
-            self._ws.send(struct.pack("!H", code) + reason.encode()[:120], websocket.ABNF.OPCODE_CLOSE)
-        except (OSError, websocket.WebSocketException):
-            pass
+        payload = struct.pack("!H", code) + reason.encode()[:120]
+        self._send_control(payload, websocket.ABNF.OPCODE_CLOSE, wait=_CLOSE_FRAME_WAIT)
 
     def abort(self) -> None:
         """Shut the socket down (waking the reader) and release it."""
@@ -269,7 +351,6 @@ class WebSocketTransport:
             self._sock.close()
         except OSError:
             pass
-        self._ws.connected = False
 
     # -- receiving ----------------------------------------------------------------
 
@@ -281,7 +362,10 @@ class WebSocketTransport:
             self._pos = 0
         while len(buf) - self._pos < needed:
             try:
-                chunk = self._sock.recv(max(_READ_SIZE, needed))
+                # What the peer *sent* is buffered, never what a frame header *says* it will send.
+                chunk = self._sock.recv(min(max(_READ_SIZE, needed - (len(buf) - self._pos)), _MAX_READ))
+            except TimeoutError:
+                continue  # the socket's timeout is meant for writes: reads wait on
             except OSError as exc:
                 raise ConnectionLostError(
                     f"connection lost: {_describe(exc)}", code=1006, reason=_describe(exc), url=self._url
@@ -318,13 +402,17 @@ class WebSocketTransport:
                     buf, pos = self._buf, self._pos
                 length = _unpack_64(buf, pos + 2)[0]
                 header = 10
+                if length > _MAX_LENGTH:
+                    raise self._fatal("a frame length with the most significant bit set")
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             if b1 & 0x80 or b0 & 0x70:
                 # RSV1 marks a compressed message (RFC 7692 §6): on its first data frame only.
                 if b1 & 0x80 or b0 & 0x30 or self.deflate is None or opcode == _CONT or opcode >= 0x8:
                     raise self._fatal("server frames must not be masked or use extension bits")
-                return self._recv_compressed(opcode, fin, header, length)
+                if self._fragment_opcode:
+                    raise self._fatal("new message before the previous fragmented one ended")
+                self._fragment_compressed = True
             if opcode >= 0x8:
                 if length > 125 or not fin:
                     raise self._fatal("invalid control frame")
@@ -338,7 +426,7 @@ class WebSocketTransport:
                 total = length + (self._fragment_size if opcode == _CONT else 0)
                 if limit is not None and total > limit:
                     self._skip(header, length)
-                    if self._fragment_compressed and opcode == _CONT:
+                    if self._fragment_compressed:
                         self._lose_window()
                     self._reset_fragments()
                     self._skipping_message = not fin
@@ -348,6 +436,19 @@ class WebSocketTransport:
                 self._fill(header + length)
                 buf, pos = self._buf, self._pos
                 end = pos + header + length
+            if self._fragment_compressed and opcode < 0x8:
+                if opcode != _CONT:
+                    if self._fragment_opcode:
+                        raise self._fatal("new message before the previous fragmented one ended")
+                    self._fragment_opcode = opcode
+                self._fragments += memoryview(buf)[pos + header : end]
+                self._pos = end
+                self._fragment_size += length
+                if not fin:
+                    continue
+                message, opcode = bytes(self._fragments), self._fragment_opcode
+                self._reset_fragments()
+                return self._inflate(opcode, message)
             if opcode == TEXT and fin and not self._fragments:
                 # The common case: decode straight from the buffer to str (no intermediate
                 # bytes copy, and json.loads skips its encoding detection).
@@ -356,46 +457,45 @@ class WebSocketTransport:
                     return TEXT, str(memoryview(buf)[pos + header : end], "utf-8")
                 except UnicodeDecodeError:
                     raise RemoteProtocolError("text frame is not valid UTF-8", frame=bytes(buf[pos:end][:64])) from None
-            data = bytes(buf[pos + header : end])
-            self._pos = end
             if opcode in (TEXT, BINARY):
+                if self._fragment_opcode:
+                    raise self._fatal("new message before the previous fragmented one ended")
                 if fin:
-                    if self._fragments:
-                        raise self._fatal("new message before the previous fragmented one ended")
-                    return opcode, data
-                self._fragments.append(data)
+                    self._pos = end
+                    return opcode, bytes(buf[pos + header : end])
+                self._fragments += memoryview(buf)[pos + header : end]
+                self._pos = end
                 self._fragment_opcode = opcode
                 self._fragment_size = length
                 continue
             if opcode == _CONT:
-                if not self._fragments:
+                if not self._fragment_opcode:
                     raise self._fatal("continuation frame without a message")
-                self._fragments.append(data)
+                self._fragments += memoryview(buf)[pos + header : end]
+                self._pos = end
                 self._fragment_size += length
                 if fin:
-                    message = b"".join(self._fragments)
+                    whole = self._fragments
                     opcode = self._fragment_opcode
-                    compressed = self._fragment_compressed
                     self._reset_fragments()
-                    if compressed:
-                        return self._inflate(opcode, message)
                     if opcode == TEXT:
                         try:
-                            return TEXT, message.decode()
+                            return TEXT, str(whole, "utf-8")
                         except UnicodeDecodeError:
-                            raise RemoteProtocolError("text message is not valid UTF-8", frame=message[:64]) from None
-                    return opcode, message
+                            raise RemoteProtocolError(
+                                "text message is not valid UTF-8", frame=bytes(whole[:64])
+                            ) from None
+                    return opcode, bytes(whole)
                 continue
+            data = bytes(buf[pos + header : end])
+            self._pos = end
             if opcode == CLOSE:
                 code = _unpack_16(data)[0] if len(data) >= 2 else 1005
                 reason = data[2:].decode("utf-8", "replace")
                 self.close(code if code not in (1005, 1006, 1015) else 1000)
                 return CLOSE, (code, reason)
             if opcode == _PING:
-                try:
-                    self._ws.send(data, websocket.ABNF.OPCODE_PONG)
-                except (OSError, websocket.WebSocketException):
-                    pass
+                self._send_control(data, websocket.ABNF.OPCODE_PONG)
                 continue
             if opcode == _PONG:
                 if self.on_pong is not None:
@@ -403,27 +503,18 @@ class WebSocketTransport:
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 
-    def _recv_compressed(self, opcode: int, fin: int, header: int, length: int) -> tuple[int, Any]:
-        """The first frame of a compressed message: inflate it (bounded) once complete."""
-        if self._fragments:
-            raise self._fatal("new message before the previous fragmented one ended")
-        limit = self._limit
-        if limit is not None and length > limit:
-            self._skip(header, length)
-            self._skipping_message = not fin
-            self._lose_window()
-            raise MessageTooLargeError(length, limit)
-        self._fill(header + length)
-        pos = self._pos
-        data = bytes(self._buf[pos + header : pos + header + length])
-        self._pos = pos + header + length
-        if fin:
-            return self._inflate(opcode, data)
-        self._fragments.append(data)
-        self._fragment_opcode = opcode
-        self._fragment_size = length
-        self._fragment_compressed = True
-        return self.recv()
+    def _skip(self, header: int, length: int) -> None:
+        """Discard a frame without holding more than one read of it in memory."""
+        remaining = header + length
+        while True:
+            available = len(self._buf) - self._pos
+            if available >= remaining:
+                self._pos += remaining
+                return
+            remaining -= available
+            self._buf.clear()
+            self._pos = 0
+            self._fill(1)
 
     def _lose_window(self) -> None:
         """A compressed message was skipped unread: with context takeover, close with 1009."""
@@ -451,22 +542,9 @@ class WebSocketTransport:
                 raise RemoteProtocolError("text message is not valid UTF-8", frame=message[:64]) from None
         return opcode, message
 
-    def _skip(self, header: int, length: int) -> None:
-        """Discard a frame without holding more than one read of it in memory."""
-        remaining = header + length
-        while True:
-            available = len(self._buf) - self._pos
-            if available >= remaining:
-                self._pos += remaining
-                return
-            remaining -= available
-            self._buf.clear()
-            self._pos = 0
-            self._fill(1)
-
     def _reset_fragments(self) -> None:
         self._fragment_compressed = False
-        self._fragments = []
+        self._fragments = bytearray()
         self._fragment_size = 0
         self._fragment_opcode = 0
 
@@ -478,34 +556,19 @@ class WebSocketTransport:
         return ConnectionLostError(f"WebSocket protocol error: {message}", code=1002, reason=message, url=self._url)
 
 
-def _close_quietly(ws: websocket.WebSocket) -> None:
-    try:
-        ws.shutdown()  # type: ignore[no-untyped-call]
-    except Exception:  # noqa: BLE001 - best effort cleanup of a failed handshake
-        pass
-
-
-def _body_text(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body[:200].decode("utf-8", "replace")
-    return str(body or "")[:200]
-
-
 def _describe(exc: BaseException) -> str:
     """A short description of a network exception, without URLs (they may hold secrets)."""
     if isinstance(exc, socket.gaierror):
         return f"name resolution failed ({exc.strerror or exc})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+    if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, ConnectionResetError):
         return "connection reset"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, _SOCKS_ERRORS) or type(exc).__module__.startswith("python_socks"):
-        return f"SOCKS proxy: {text}"
     if "?" in text or "://" in text:  # never echo a URL that might carry a token
         return type(exc).__name__
     return text

@@ -243,6 +243,7 @@ class HandlerSession:
             "unroutable": 0,
             "request_timeouts": 0,
             "heartbeat_timeouts": 0,
+            "heartbeat_replies": 0,
             "errors_received": 0,
             "unknown_messages": 0,
             "resubscribe_failures": 0,
@@ -956,6 +957,7 @@ class HandlerSession:
         self._pong_extensions = 0
         rtt = now - self._ping_sent_at
         self.last_heartbeat_rtt = rtt
+        self.counters["heartbeat_replies"] += 1
         self._deadlines.cancel(("pong",))
         if self.config.ping_interval and self._pings:
             self._deadlines.set(("ping",), now + self.config.ping_interval)

@@ -36,6 +36,8 @@ class ProtocolSession(Protocol):
     connected: bool
     emit_raw: bool
     heartbeat_timeout_suspended: bool
+    #: Session counters; ``heartbeat_replies`` (answered heartbeats/pings) tells the
+    #: engine a connection proved healthy (so do ``joins_ok``, where a protocol has joins).
     counters: dict[str, int]
     last_heartbeat_rtt: float | None
 

@@ -73,9 +73,12 @@ def test_checklist_29_reconnect_schedule_and_reset_after_success(phoenix_server)
         assert delays[:5] == [0.01, 0.02, 0.04, 0.08, 0.08]
         count = len(delays)
         phoenix_server.wait_for_connections(1)
+        # A join answered on this connection proves it healthy (an open socket alone does not:
+        # see tests/hostile/test_reconnect_storm.py), so the schedule restarts after it.
+        client.join("room:lobby")
         phoenix_server.drop_connections()
         log.wait_for("connected", lambda kw: kw["reconnect"], count=2)
-        assert log.of("reconnecting")[count]["delay"] == 0.01, "the schedule restarts after a success"
+        assert log.of("reconnecting")[count]["delay"] == 0.01, "the schedule restarts after a healthy connection"
 
 
 def test_checklist_29_abnormal_close_codes_reconnect(phoenix_server):

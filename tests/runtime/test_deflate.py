@@ -218,8 +218,10 @@ def test_compression_off_by_default_and_declined_by_our_server(phoenix_server):
 # -- a hostile server: the zip bomb ----------------------------------------------------------------------
 
 
-def _raw_deflate_server(frames: list[bytes]) -> tuple[socket.socket, threading.Thread, list[bytes]]:
-    """Accept one WebSocket upgrade (accepting permessage-deflate), send ``frames``, record what comes back."""
+def _raw_deflate_server(
+    frames: list[bytes], *, answer: bytes = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+) -> tuple[socket.socket, threading.Thread, list[bytes]]:
+    """Accept one WebSocket upgrade (answering with ``answer``), send ``frames``, record what comes back."""
     listener = socket.create_server(("127.0.0.1", 0))
     received: list[bytes] = []
 
@@ -237,7 +239,7 @@ def _raw_deflate_server(frames: list[bytes]) -> tuple[socket.socket, threading.T
             accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
             conn.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n" + answer + b"\r\n"
             )
             for frame in frames:
                 conn.sendall(frame)
@@ -294,13 +296,25 @@ def test_a_zip_bomb_from_a_raw_server_is_refused_without_inflating_it():
 
 def test_rsv1_without_negotiation_is_a_protocol_error():
     payload = _peer_compress(zlib.compressobj(6, zlib.DEFLATED, -15), b'{"a":1}')
-    listener, thread, _ = _raw_deflate_server([_frame(payload, rsv1=True)])
+    listener, thread, _ = _raw_deflate_server([_frame(payload, rsv1=True)], answer=b"")
     try:
         url = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
         transport = open_websocket(url, TransportOptions(), redacted_url=url)  # no offer made
         with pytest.raises(maxsdk.ConnectionLostError) as caught:
             transport.recv()
         assert caught.value.code == 1002
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+def test_an_extension_the_client_did_not_offer_fails_the_attempt():
+    # RFC 6455 4.1: the client fails the connection when the server answers with an extension it did not ask for.
+    listener, thread, _ = _raw_deflate_server([])
+    try:
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+        with pytest.raises(maxsdk.ConnectFailedError, match="did not offer"):
+            open_websocket(url, TransportOptions(), redacted_url=url)
     finally:
         listener.close()
         thread.join(10)

@@ -139,6 +139,8 @@ class PhoenixSession:
             "unroutable": 0,
             "push_timeouts": 0,
             "heartbeat_timeouts": 0,
+            "heartbeat_replies": 0,
+            "joins_ok": 0,
         }
         self._ref = 0
         self._channels: dict[str, list[ChannelCore]] = {}
@@ -508,6 +510,7 @@ class PhoenixSession:
     def _join_ok(self, ch: ChannelCore, response: Any) -> None:
         rejoined = ch.joined_once
         ch.joined_once = True
+        self.counters["joins_ok"] += 1
         ch.rejoin_attempt = 0
         ch.last_join_response = response
         self._deadlines.cancel(("join_wait", ch))
@@ -535,6 +538,7 @@ class PhoenixSession:
         self._hb_extensions = 0
         rtt = now - self._hb_sent_at
         self.last_heartbeat_rtt = rtt
+        self.counters["heartbeat_replies"] += 1
         self._deadlines.cancel(("hb_timeout",))
         # The next heartbeat is scheduled from the reply (§4.1, phoenix PR #4309).
         if self.config.heartbeat_interval and self._heartbeats:
