@@ -333,3 +333,68 @@ def test_a_compressed_message_from_a_raw_server_is_inflated():
     finally:
         listener.close()
         thread.join(10)
+
+
+# -- the whole client against a compressing peer -------------------------------------------------------
+
+
+@pytest.fixture
+def compressing_phoenix_peer() -> Iterator[tuple[int, list]]:
+    """A minimal Phoenix V2 peer on the ``websockets`` server, compression on; yields (port, negotiated)."""
+    from websockets.sync.server import serve
+
+    negotiated: list = []
+
+    def session(connection):
+        negotiated.append([type(e).__name__ for e in connection.protocol.extensions])
+        for text in connection:
+            join_ref, ref, topic, event, payload = json.loads(text)
+            response = payload if event == "echo" else {}
+            connection.send(json.dumps([join_ref, ref, topic, "phx_reply", {"status": "ok", "response": response}]))
+            if event == "flood":
+                for i in range(payload["n"]):
+                    connection.send(json.dumps([join_ref, None, topic, "flood_msg", {"i": i, "text": MESSAGE}]))
+
+    server = serve(session, "127.0.0.1", 0, compression="deflate")
+    thread = threading.Thread(target=server.serve_forever, name="websockets-phoenix")
+    thread.start()
+    try:
+        yield server.socket.getsockname()[1], negotiated
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [True, Deflate(client_no_context_takeover=True, server_no_context_takeover=True)],
+    ids=["takeover", "no-takeover"],
+)
+def test_a_client_with_compression_joins_pushes_and_receives_through_a_compressing_peer(
+    compressing_phoenix_peer, compression
+):
+    port, negotiated = compressing_phoenix_peer
+    with FaultProxy(("127.0.0.1", port)) as proxy:
+        url = f"ws://127.0.0.1:{proxy.port}/socket/websocket"
+        received: list[int] = []
+        done = threading.Event()
+
+        def on_flood(payload: dict) -> None:
+            assert payload["text"] == MESSAGE
+            received.append(payload["i"])
+            if len(received) == 200:
+                done.set()
+
+        with maxsdk.Client(url, compression=compression, heartbeat_interval=0.1) as client:
+            room = client.join("room:lobby")
+            room.on("flood_msg", on_flood)
+            for n in range(20):
+                assert room.push("echo", {"n": n, "text": MESSAGE}).response == {"n": n, "text": MESSAGE}
+            room.push("flood", {"n": 200})
+            assert done.wait(20) and received == list(range(200))
+            assert client.ping(5) >= 0  # heartbeats go through the compressed stream too
+        stats = proxy.stats()
+    assert negotiated == [["PerMessageDeflate"]]
+    # 20 echoes and 200 events of ~4 KB each way, far fewer bytes on the wire.
+    assert stats.bytes_upstream < 20 * len(MESSAGE) / 3
+    assert stats.bytes_downstream < 220 * len(MESSAGE) / 3
