@@ -135,6 +135,7 @@ class ChannelRecovery:
         self._handlers: tuple[Callable[[Discontinuity], Any], ...] = ()
         self._saved: Position | None = position
         self._saved_at = 0.0
+        self._field = config.field
 
     @property
     def position(self) -> Position | None:
@@ -164,6 +165,18 @@ class ChannelRecovery:
     def intercept(self, message: Any, join_ref: str | None) -> bool:
         """Route a positioned event or the marker through the cursor; ``False`` = deliver as usual."""
         payload = message.payload
+        if type(payload) is dict:
+            raw = payload.get(self._field)
+            # Fast path (every live event in order): no lock, no allocation but the position.
+            # The cursor's position is one attribute, replaced atomically, so a join built
+            # meanwhile on another thread reads either the old or the new position.
+            if type(raw) is dict:
+                epoch, offset = raw.get("epoch"), raw.get("offset")
+                if type(offset) is int and type(epoch) is str and self.cursor.next_live(epoch, offset):
+                    self._channel._deliver_now(message, join_ref)
+                    if self._store is not None:
+                        self.save(force=False)
+                    return True
         if message.event == self.config.marker_event:
             try:
                 with self._lock:

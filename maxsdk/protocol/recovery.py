@@ -27,7 +27,9 @@ Rules (one table; ``last`` = the last delivered position):
 ========== ========================= =============================================
 mode       input                     effect
 ========== ========================= =============================================
-awaiting   positioned event          buffered (bounded by ``max_buffer``)
+awaiting   offset == last + 1        delivered at once, with the held events it
+                                     makes contiguous
+awaiting   other positioned event    held (bounded by ``max_buffer``)
 awaiting   join without ``recovery``  live; the buffer is flushed as live events
 awaiting   marker, recovered         buffer flushed in offset order, live
 awaiting   marker, not recovered     one discontinuity; resumes at the marker head,
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Generic, NamedTuple, TypeVar, Union
 
 __all__ = [
     "MARKER_EVENT",
@@ -70,9 +72,10 @@ _AWAITING = "awaiting"
 _LIVE = "live"
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """Where an event sits in a stream: ``offset`` within ``epoch``.
+
+    A named tuple (immutable, hashable, cheap to build: one per event).
 
     Attributes:
         epoch: the name of one unbroken history (any string the server picks).
@@ -182,13 +185,27 @@ class StreamCursor(Generic[T]):
             return []
         return self._go_live(self._sorted_buffer())
 
+    def next_live(self, epoch: str, offset: int) -> bool:
+        """The fast path: if live and this is the very next position, take it and return True.
+
+        The caller then delivers the event itself; on False it calls :meth:`receive`.
+        """
+        last = self.position
+        if self.mode == _LIVE and last is not None and offset == last.offset + 1 and epoch == last.epoch:
+            self.position = Position(epoch, offset)
+            return True
+        return False
+
     def receive(self, item: T, position: Position) -> list[Output[T]]:
         """One positioned event arrived (live or replayed)."""
         if self.mode == _AWAITING:
             last = self.position
-            if last is not None and position.epoch == last.epoch and position.offset <= last.offset:
-                self.duplicates += 1
-                return []
+            if last is not None and position.epoch == last.epoch:
+                if position.offset <= last.offset:
+                    self.duplicates += 1
+                    return []
+                if position.offset == last.offset + 1:
+                    return self._next(item, position)
             self._buffer[(position.epoch, position.offset)] = item
             if len(self._buffer) > self.max_buffer:
                 return self._overflow()
@@ -228,6 +245,18 @@ class StreamCursor(Generic[T]):
         return out
 
     # -- internals -------------------------------------------------------------
+
+    def _next(self, item: T, position: Position) -> list[Output[T]]:
+        """The very next position while awaiting: delivered now, with what it unblocks."""
+        out: list[Output[T]] = [Deliver(item, position)]
+        buffer = self._buffer
+        key = (position.epoch, position.offset + 1)
+        while key in buffer:
+            out.append(Deliver(buffer.pop(key), Position(*key)))
+            position = Position(*key)
+            key = (position.epoch, position.offset + 1)
+        self.position = position
+        return out
 
     def _sorted_buffer(self) -> list[tuple[Position, T]]:
         items = sorted(self._buffer.items(), key=lambda kv: kv[0][1])

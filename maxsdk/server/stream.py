@@ -33,6 +33,8 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .channel import Channel
@@ -96,16 +98,33 @@ class StreamHistory:
         """Number, keep and broadcast one event; return its offset."""
         return self.publish_many(endpoint, topic, event, (payload,))
 
-    def publish_many(self, endpoint: Endpoint, topic: str, event: str, payloads: Any) -> int:
-        """Number, keep and broadcast several events of one kind; return the last offset."""
+    def publish_many(self, endpoint: Endpoint | None, topic: str, event: str, payloads: Any) -> int:
+        """Number, keep and broadcast several events of one kind; return the last offset.
+
+        With ``endpoint=None`` the events are only numbered and kept (as if
+        broadcast while nobody was subscribed).
+        """
         with self._lock:
             stream = self._stream(topic)
             for payload in payloads:
                 stream.head += 1
                 stamped = {**payload, POSITION_FIELD: {"epoch": stream.epoch, "offset": stream.head}}
                 stream.events.append((stream.head, event, stamped))
-                endpoint.broadcast(topic, event, stamped)
+                if endpoint is not None:
+                    endpoint.broadcast(topic, event, stamped)
             return stream.head
+
+    def stamp_many(self, topic: str, event: str, payloads: Any) -> list[dict[str, Any]]:
+        """Number and keep several events without broadcasting; return the stamped payloads."""
+        with self._lock:
+            stream = self._stream(topic)
+            stamped = []
+            for payload in payloads:
+                stream.head += 1
+                item = {**payload, POSITION_FIELD: {"epoch": stream.epoch, "offset": stream.head}}
+                stream.events.append((stream.head, event, item))
+                stamped.append(item)
+            return stamped
 
     def info(self, topic: str) -> dict[str, Any]:
         """``{"epoch", "offset" (the head), "oldest"}`` of ``topic``."""
@@ -200,8 +219,8 @@ class StreamChannel(Channel):
         """Push the missed events, then ``stream_recovered``."""
         if isinstance(message, tuple) and message[0] == "recover":
             events, marker = self.history.recover(socket.topic, message[1])
-            for event, payload in events:
-                socket.push(event, payload)
+            for event, run in groupby(events, key=itemgetter(0)):
+                socket.push_many(event, (payload for _, payload in run))  # one encoder per run of one event
             socket.push(MARKER_EVENT, marker)
 
     def handle_in(self, event: str, payload: Any, socket: ChannelSocket) -> Reply:

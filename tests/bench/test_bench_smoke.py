@@ -53,3 +53,15 @@ def test_the_deflate_bench_prints_its_rows() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"off", "deflate (context takeover)", "deflate (no context takeover)"} <= set(rows), done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_recovery_bench_prints_its_rows() -> None:
+    script = RUN.parent / "recovery.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--count", "500", "--repeat", "1"], capture_output=True, text=True, timeout=110
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert {"live, plain channel", "live, recover=True", "replay after a cut", "recover=True"} <= set(rows), done.stdout
+    assert "recovery overhead on the live receive:" in done.stdout
