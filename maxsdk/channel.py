@@ -122,6 +122,8 @@ class Channel:
         self.presence = Presence(self)
         config = Recovery.coerce(recover, recover_store)
         self._recovery = None if config is None else ChannelRecovery(self, config)
+        if self._recovery is not None:
+            self._deliver = self._recovery.deliver  # type: ignore[method-assign]
 
     # -- state -------------------------------------------------------------------
 
@@ -695,12 +697,6 @@ class Channel:
 
     # -- called on the dispatcher thread ---------------------------------------------
 
-    def _deliver(self, message: Any, join_ref: str | None = None) -> None:
-        recovery = self._recovery
-        if recovery is not None and recovery.intercept(message, join_ref):
-            return
-        self._deliver_now(message, join_ref)
-
     def _deliver_now(self, message: Any, join_ref: str | None = None) -> None:
         event, payload = message.event, message.payload
         engine = self._engine
@@ -734,6 +730,10 @@ class Channel:
             if any_binding.where is not None and not self._accepts(any_binding.where, (event, payload), event):
                 continue
             engine.guarded(any_binding.handler, (event, payload), f"{self.topic} {event}")
+
+    # A recoverable channel replaces it, per instance, by its recovery's deliver: plain
+    # channels pay nothing for recovery on the hot path.
+    _deliver = _deliver_now
 
     def _accepts(self, predicate: Callable[..., bool], args: tuple[Any, ...], event: str) -> bool:
         try:

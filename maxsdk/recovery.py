@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from maxsdk import signals
 from maxsdk.errors import ConfigurationError
 from maxsdk.protocol.recovery import (
+    LIVE,
     MARKER_EVENT,
     POSITION_FIELD,
     RECOVER_PARAM,
@@ -136,6 +137,7 @@ class ChannelRecovery:
         self._saved: Position | None = position
         self._saved_at = 0.0
         self._field = config.field
+        self._deliver_now = channel._deliver_now
 
     @property
     def position(self) -> Position | None:
@@ -162,21 +164,32 @@ class ChannelRecovery:
             out = self.cursor.joined(supported)
         self._emit(out)
 
-    def intercept(self, message: Any, join_ref: str | None) -> bool:
-        """Route a positioned event or the marker through the cursor; ``False`` = deliver as usual."""
+    def deliver(self, message: Any, join_ref: str | None = None) -> None:
+        """The channel's ``_deliver`` for a recoverable channel (dispatch lane)."""
         payload = message.payload
         if type(payload) is dict:
             raw = payload.get(self._field)
-            # Fast path (every live event in order): no lock, no allocation but the position.
-            # The cursor's position is one attribute, replaced atomically, so a join built
-            # meanwhile on another thread reads either the old or the new position.
+            # Fast path (every live event in order): no lock, one allocation. The cursor's
+            # position is one attribute, replaced atomically, so a join built meanwhile on
+            # another thread reads either the old or the new position.
             if type(raw) is dict:
-                epoch, offset = raw.get("epoch"), raw.get("offset")
-                if type(offset) is int and type(epoch) is str and self.cursor.next_live(epoch, offset):
-                    self._channel._deliver_now(message, join_ref)
-                    if self._store is not None:
-                        self.save(force=False)
-                    return True
+                cursor = self.cursor
+                last = cursor.position
+                offset = raw.get("offset")
+                if cursor.mode == LIVE and last is not None and type(offset) is int and offset == last.offset + 1:
+                    epoch = raw.get("epoch")
+                    if epoch == last.epoch:
+                        cursor.position = Position(last.epoch, offset)
+                        self._deliver_now(message, join_ref)
+                        if self._store is not None:
+                            self.save(force=False)
+                        return
+        if not self.intercept(message, join_ref):
+            self._deliver_now(message, join_ref)
+
+    def intercept(self, message: Any, join_ref: str | None) -> bool:
+        """Route a positioned event or the marker through the cursor; ``False`` = deliver as usual."""
+        payload = message.payload
         if message.event == self.config.marker_event:
             try:
                 with self._lock:
@@ -202,11 +215,10 @@ class ChannelRecovery:
         return True
 
     def _emit(self, out: list[Any]) -> None:
-        channel = self._channel
         for item in out:
             if type(item) is Deliver:
                 message, join_ref = item.item
-                channel._deliver_now(message, join_ref)
+                self._deliver_now(message, join_ref)
             else:
                 self._discontinuity(item)
         if out:

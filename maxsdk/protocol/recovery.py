@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar, Union
 
 __all__ = [
+    "LIVE",
     "MARKER_EVENT",
     "POSITION_FIELD",
     "RECOVER_PARAM",
@@ -70,6 +71,8 @@ MARKER_EVENT = "stream_recovered"
 
 _AWAITING = "awaiting"
 _LIVE = "live"
+#: The cursor's ``mode`` once a replay is over (for callers' fast paths).
+LIVE = _LIVE
 
 
 class Position(NamedTuple):
@@ -184,17 +187,6 @@ class StreamCursor(Generic[T]):
         if supported or self.mode == _LIVE:
             return []
         return self._go_live(self._sorted_buffer())
-
-    def next_live(self, epoch: str, offset: int) -> bool:
-        """The fast path: if live and this is the very next position, take it and return True.
-
-        The caller then delivers the event itself; on False it calls :meth:`receive`.
-        """
-        last = self.position
-        if self.mode == _LIVE and last is not None and offset == last.offset + 1 and epoch == last.epoch:
-            self.position = Position(epoch, offset)
-            return True
-        return False
 
     def receive(self, item: T, position: Position) -> list[Output[T]]:
         """One positioned event arrived (live or replayed)."""
