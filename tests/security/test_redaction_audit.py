@@ -4,7 +4,7 @@ Secrets: a token in the query (fetched from a token endpoint with a client
 secret in its URL and body), a header, the ``authToken`` subprotocol and a
 SOCKS proxy password. Captured: every logger's records at DEBUG (maxsdk's and
 its dependencies': urllib3, requests, websocket, persistqueue...), reprs,
-``diagnostics()``, ``stats()``, our exceptions along their whole chain, and
+``diagnostics()``, ``stats()``, every exception along the chain, and
 the CLI's ``-vv`` output.
 """
 
@@ -86,9 +86,9 @@ def _chain(error: BaseException | None) -> list[BaseException]:
 
 def _texts_of(errors: list[BaseException]) -> list[str]:
     texts = []
-    for error in errors:
-        if isinstance(error, maxsdk.MaxsdkError):  # dependencies' own exceptions are the transport's to drop
-            texts += [str(error), repr(error), repr(vars(error)), "".join(traceback.format_exception_only(error))]
+    for error in errors:  # ours and any dependency's exception chained to them
+        texts += [str(error), repr(error), repr(getattr(error, "__dict__", {}))]
+        texts.append("".join(traceback.format_exception_only(error)))
     return texts
 
 
