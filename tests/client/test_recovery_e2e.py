@@ -125,8 +125,6 @@ def test_ten_thousand_broadcasts_across_fifty_cuts_and_a_restart_arrive_exactly_
                     joins.expected = before + 1  # the next fault waits for this rejoin
             seen.wait_until(total, timeout=90)
             assert joins.value == 52, "one join, then one rejoin after each cut and after the restart"
-            replays = [m for m in server.messages() if m.event == "phx_join" and m.payload["recover"]]
-            assert len(replays) >= 50, "rejoins asked for a replay from their position"
             assert history.replayed > 0, "events missed during the cuts were replayed"
             assert len(seen.ticks) == total
             assert seen.ticks == list(range(1, total + 1)), "every event once, in order"
