@@ -44,7 +44,7 @@ def test_a_handler_sleeping_10s_on_one_channel_does_not_stall_another(phoenix_se
         received = Inbox()
         b.on("flood_msg", lambda payload: received(payload["i"]))
         a.push("flood", {"n": 2000, "size": 10})  # A's queue: 1 held + 1,999 waiting (past its bound)
-        assert slow.entered.wait(5)
+        assert slow.entered.wait(15)
         started = time.monotonic()
         latencies = []
         for n in range(1000):
@@ -87,7 +87,7 @@ def test_block_policy_throttles_the_socket_once_the_clients_total_is_reached(pho
         slow = Hold(20.0)
         a.on("flood_msg", slow)
         a.push_nowait("flood", {"n": 3000, "size": 10}, timeout=30)
-        assert slow.entered.wait(5)
+        assert slow.entered.wait(15)
         diagnostics = _wait_for(client.diagnostics, lambda d: d.reader_throttled)
         assert diagnostics.dispatch_queue_depth <= 500 + 5  # the total, plus a few control events
         assert a.stats().max_queued <= 505
@@ -145,7 +145,7 @@ def test_overflow_policy_is_per_channel(phoenix_server):
         got_b = Inbox()
         b.on("flood_msg", lambda payload: got_b(payload["i"]))
         a.push("flood", {"n": 1000, "size": 10})
-        assert slow.entered.wait(5)
+        assert slow.entered.wait(15)
         b.push("flood", {"n": 1000, "size": 10})
         assert got_b.wait_count(1000) == list(range(1, 1001))  # B: lossless, unaffected
         assert b.stats().dropped == 0
@@ -172,7 +172,7 @@ def test_the_pool_grows_while_handlers_block_so_a_third_channel_is_still_served(
             holds.append((channel, hold))
         for channel, hold in holds:  # three handlers stuck at once: more than the pool's minimum
             channel.push("shout", {"n": 1})
-            assert hold.entered.wait(5)
+            assert hold.entered.wait(15)
         free = client.join("room:free")
         got = Inbox()
         free.on("shout", got)
