@@ -147,7 +147,7 @@ def test_overflow_policy_is_per_channel(phoenix_server):
         a.push("flood", {"n": 1000, "size": 10})
         assert slow.entered.wait(15)
         b.push("flood", {"n": 1000, "size": 10})
-        assert got_b.wait_count(1000) == list(range(1, 1001))  # B: lossless, unaffected
+        assert got_b.wait_count(1000, timeout=15) == list(range(1, 1001))  # B: lossless, unaffected
         assert b.stats().dropped == 0
         slow.release.set()
         dropped = log.wait_for("messages_dropped")
