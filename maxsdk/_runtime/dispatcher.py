@@ -18,11 +18,6 @@ sleep or block), a small supervisor thread adds a worker, up to
 A process with 1,000 clients thus has one reader thread per client plus a
 constant.
 
-Every started client holds the pool (:meth:`DispatchPool.attach`); when the
-last one is closed (:meth:`DispatchPool.detach`), the workers and the
-supervisor end and are joined, so ``close()`` leaves no thread behind. The
-next client starts them again.
-
 Replies, join/leave results and heartbeat replies never go through a lane:
 the reader completes them itself (the caller blocked in ``push()`` wakes at
 once), so they do not wait behind handler backlog.
@@ -147,53 +142,11 @@ class DispatchPool:
         self._idle = 0
         self._names = itertools.count(1)
         self._supervisor: threading.Thread | None = None
-        #: Started groups holding the pool; at 0 the threads end (see :meth:`detach`).
-        self._users = 0
-        self._threads: set[threading.Thread] = set()
 
     @property
     def workers(self) -> int:
         """Worker threads alive now."""
         return self._workers
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        """The pool's threads alive now (workers and supervisor)."""
-        with self._lock:
-            threads = list(self._threads)
-            if self._supervisor is not None:
-                threads.append(self._supervisor)
-            return threads
-
-    def attach(self) -> None:
-        """A client starts using the pool."""
-        with self._lock:
-            self._users += 1
-
-    def detach(self, timeout: float | None = None) -> None:
-        """A client is done with the pool; the last one ends and joins its threads.
-
-        A thread of the pool calling this (``close()`` in a handler) is not
-        joined: it ends once its handler returns.
-        """
-        with self._lock:
-            self._users -= 1
-            if self._users > 0:
-                return
-            self._work.notify_all()
-            self._stalled.notify_all()
-            threads = list(self._threads)
-            if self._supervisor is not None:
-                threads.append(self._supervisor)
-        deadline = None if timeout is None else _monotonic() + timeout
-        current = threading.current_thread()
-        for thread in threads:
-            if thread is not current:
-                thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
-
-    def _retiring(self) -> bool:
-        """Whether no client holds the pool and nothing is ready (under the lock)."""
-        return self._users <= 0 and not self._ready
 
     def schedule(self, lane: Lane) -> None:
         """Make ``lane`` ready (idempotent while it is scheduled)."""
@@ -216,7 +169,6 @@ class DispatchPool:
         self._workers += 1
         number = next(self._names)
         thread = threading.Thread(target=self._work_loop, name=f"maxsdk-dispatch-worker-{number}", daemon=True)
-        self._threads.add(thread)
         thread.start()
 
     def _ensure_supervisor(self) -> None:
@@ -228,9 +180,6 @@ class DispatchPool:
         """Add a worker when ready lanes wait too long because every worker is busy."""
         with self._lock:
             while True:
-                if self._retiring():
-                    self._supervisor = None
-                    return
                 if not self._ready or self._idle:
                     self._stalled.wait()
                     continue
@@ -250,16 +199,11 @@ class DispatchPool:
                 while not ready:
                     if thread.name != idle_name:
                         thread.name = idle_name
-                    if self._retiring():
-                        self._workers -= 1
-                        self._threads.discard(thread)
-                        return
                     self._idle += 1
                     woken = work.wait(self.idle_exit)
                     self._idle -= 1
                     if not woken and not ready and self._workers > self.min_workers:
                         self._workers -= 1
-                        self._threads.discard(thread)
                         return
                 lane = ready.popleft()
             serve(lane, QUANTUM, thread)
@@ -391,8 +335,6 @@ class DispatchGroup:
         self.handler_waiting = 0
         self.running = False
         self._joining = 0
-        #: Whether this group holds its pool (from :meth:`start` until :meth:`join`).
-        self._attached = False
 
     # -- lanes -----------------------------------------------------------------------
 
@@ -531,11 +473,8 @@ class DispatchGroup:
         """Start the dedicated threads (pool lanes are served from their first event on)."""
         with self._cond:
             self.running = True
-            attach, self._attached = not self._attached, True
             for worker in self._dedicated:
                 worker.start()
-        if attach:
-            self.pool.attach()
 
     def stop(self) -> None:
         """Let the dedicated threads end once drained; pool lanes drain on their own."""
@@ -573,12 +512,6 @@ class DispatchGroup:
         for thread in self.threads:
             if thread is not current and thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
-        with self._cond:
-            detach = self._attached and not self.running
-            if detach:
-                self._attached = False
-        if detach:
-            self.pool.detach(None if deadline is None else max(0.0, deadline - _monotonic()))
 
 
 _DROPPED = 1

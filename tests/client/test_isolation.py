@@ -259,53 +259,6 @@ def _wait_for(read, predicate, timeout: float = 5.0):
 
 
 @pytest.mark.timeout(60)
-def test_closing_the_last_client_joins_the_pool_threads(phoenix_server):
-    for round_ in range(3):  # the next client starts them again
-        clients = [fast_client(phoenix_server.url) for _ in range(3)]
-        try:
-            holds = []
-            for n, client in enumerate(clients):
-                client.connect()
-                room = client.join(f"room:{round_}:{n}")
-                hold = Hold(0.2)  # blocked handlers make the pool grow past its minimum
-                room.on("shout", hold)
-                room.push("shout", {"n": n})
-                holds.append(hold)
-            for n, hold in enumerate(holds):
-                assert hold.inbox.wait_count(1) == [{"n": n}]
-            threads = _pool_threads()
-            assert threads
-            for client in clients[:-1]:
-                client.close()
-            assert all(t.is_alive() for t in threads), "a client is still open: the pool stays"
-        finally:
-            for client in clients:
-                client.close()
-        assert _pool_threads() == [] and not any(t.is_alive() for t in threads)
-        assert shared_pool().workers == 0
-
-
-@pytest.mark.timeout(60)
-def test_close_from_a_handler_ends_the_pool_without_joining_itself(phoenix_server):
-    client = fast_client(phoenix_server.url)
-    client.connect()
-    room = client.join("room:lobby")
-    closed = threading.Event()
-
-    def close_here(_payload: dict) -> None:
-        client.close()
-        closed.set()
-
-    room.on("shout", close_here)
-    room.push_nowait("shout", {})
-    assert closed.wait(10)
-    threads = _pool_threads()
-    for thread in threads:  # the worker that ran the handler ends once it returned
-        thread.join(5)
-    assert not any(t.is_alive() for t in threads) and _pool_threads() == []
-
-
-@pytest.mark.timeout(60)
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_gets_its_own_dispatch_pool(phoenix_server):
     with fast_client(phoenix_server.url) as parent:
@@ -327,14 +280,13 @@ def test_a_forked_child_gets_its_own_dispatch_pool(phoenix_server):
                     child_room.push("shout", {"who": "child"})
                     ok = inbox.wait_count(1, timeout=10) == [{"who": "child"}]
                     outcome = b"ok" if ok else b"not delivered"
-                outcome += b" closed" if _pool_threads() == [] else b" pool left"
             except BaseException as exc:
                 outcome = repr(exc).encode()
             os.write(write, outcome)
             os._exit(0)
         os.close(write)
         _, status = os.waitpid(pid, 0)
-        assert os.read(read, 500) == b"ok closed" and status == 0
+        assert os.read(read, 500) == b"ok" and status == 0
         os.close(read)
         room.push("shout", {"who": "parent again"})  # the parent's pool is untouched
         assert got.wait_count(2)[-1] == {"who": "parent again"}
