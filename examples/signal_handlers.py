@@ -34,7 +34,10 @@ def server_url(argv):
 
 
 def say(text: str) -> None:
-    print(f"[{threading.current_thread().name}] {text}", flush=True)
+    # One write per line: handlers run on several threads, and print() writes the text and the
+    # newline separately, so two threads could share a line.
+    sys.stdout.write(f"[{threading.current_thread().name}] {text}\n")
+    sys.stdout.flush()
 
 
 def main(url: str) -> None:

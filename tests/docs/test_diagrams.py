@@ -65,9 +65,10 @@ def test_every_transition_a_real_client_makes_is_in_the_diagram(phoenix_server):
     client = fast_client(phoenix_server.url)
     log = Transitions(client)
     client.connect()
-    client.join("room:lobby")
+    room = client.join("room:lobby")
     phoenix_server.drop_connections()
     log.wait_for("connected", 2)
+    room.wait_joined(timeout=10)  # the rejoin was answered: the server holds the new connection
     phoenix_server.close_connections(1000)
     log.wait_for("disconnected")
     client.connect()
