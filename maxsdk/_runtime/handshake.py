@@ -184,7 +184,7 @@ def open_upgraded(
         _close(sock)
         if attempt.aborted:
             raise ConnectFailedError(f"connection attempt to {redacted} aborted", url=redacted) from None
-        raise ConnectFailedError(f"cannot connect to {redacted}: {_describe(exc)}", url=redacted) from None
+        raise ConnectFailedError(f"cannot connect to {redacted}: {describe_network_error(exc)}", url=redacted) from None
 
 
 def _remaining(deadline: float) -> float:
@@ -397,7 +397,7 @@ def _close(sock: socket.socket | None) -> None:
         pass
 
 
-def _describe(exc: BaseException) -> str:
+def describe_network_error(exc: BaseException) -> str:
     """A short description of a network exception, without URLs (they may hold secrets)."""
     if isinstance(exc, socket.gaierror):
         return f"name resolution failed ({exc.strerror or exc})"
@@ -410,6 +410,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     text = str(exc) or type(exc).__name__
-    if "?" in text or "://" in text:
+    if "?" in text or "://" in text:  # never echo a URL that might carry a token
         return type(exc).__name__
     return text

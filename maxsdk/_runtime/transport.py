@@ -38,6 +38,7 @@ import websocket
 
 from maxsdk._runtime.deflate import Deflate, DeflateSession, negotiate
 from maxsdk._runtime.handshake import ConnectAttempt, open_upgraded
+from maxsdk._runtime.handshake import describe_network_error as _describe
 from maxsdk.errors import ConnectFailedError, ConnectionLostError, MessageTooLargeError, RemoteProtocolError
 from maxsdk.protocol.handler import WebSocketPing
 
@@ -554,21 +555,3 @@ class WebSocketTransport:
         self.close(1002, "protocol error")
         self.abort()
         return ConnectionLostError(f"WebSocket protocol error: {message}", code=1002, reason=message, url=self._url)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short description of a network exception, without URLs (they may hold secrets)."""
-    if isinstance(exc, socket.gaierror):
-        return f"name resolution failed ({exc.strerror or exc})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error ({exc.reason or exc})"
-    text = str(exc) or type(exc).__name__
-    if "?" in text or "://" in text:  # never echo a URL that might carry a token
-        return type(exc).__name__
-    return text
