@@ -103,7 +103,7 @@ class OutboxConfig:
 class _Waiter:
     """Receives a durable push's outcome on the reader thread and hands it to the outbox."""
 
-    __slots__ = ("created", "event", "key", "outbox", "topic")
+    __slots__ = ("created", "event", "key", "outbox", "settled", "topic")
 
     def __init__(self, outbox: Outbox, record: OutboxRecord) -> None:
         self.outbox = outbox
@@ -111,6 +111,7 @@ class _Waiter:
         self.topic = record.topic
         self.event = record.event
         self.created = time.monotonic()
+        self.settled = False  # set under the outbox's lock: the first outcome wins
 
     def _complete(self, outcome: Outcome | BaseException) -> list[Any]:
         self.outbox._settle(self, outcome)
@@ -284,6 +285,9 @@ class Outbox:
 
     def _settle(self, waiter: _Waiter, outcome: Outcome | BaseException) -> None:
         with self._cond:
+            if waiter.settled:
+                return  # settled already (a push that failed here, then was completed by the session)
+            waiter.settled = True
             self._settled.append((waiter, outcome))
             self._wake = True
             self._cond.notify_all()
@@ -379,11 +383,15 @@ class Outbox:
         field = self.config.idempotency_field
         with self._cond:
             self._in_flight += len(records)
+        failed: set[str] = set()  # a topic whose push failed: its later records wait (order)
         for record in records:
             channel: Channel = joined[record.topic]
             waiter = _Waiter(self, record)
             self._topic_in_flight[record.topic] = self._topic_in_flight.get(record.topic, 0) + 1
             self._topic_join_ref[record.topic] = channel.join_ref
+            if record.topic in failed:
+                self._settle(waiter, Outcome("closed", None, record.topic, record.event, ""))
+                continue
             try:
                 payload = serializer.encode_payload({**record.payload, field: record.idempotency_key})
                 # Never buffered by the channel: a message that cannot go out now comes back
@@ -393,6 +401,12 @@ class Outbox:
                 )
             except MaxsdkError as exc:  # the channel closed meanwhile, capacity...
                 log.debug("outbox: %s not pushed now (%s)", record.idempotency_key, exc)
+                failed.add(record.topic)
+                self._settle(waiter, Outcome("closed", None, record.topic, record.event, ""))
+            except Exception:
+                # Never leave a taken record in flight: it comes back and is retried in order.
+                log.exception("outbox: internal error pushing %s; it will be retried", record.idempotency_key)
+                failed.add(record.topic)
                 self._settle(waiter, Outcome("closed", None, record.topic, record.event, ""))
         if len(records) == self.config.batch_size:
             self.wake()  # there may be more

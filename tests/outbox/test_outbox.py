@@ -167,3 +167,36 @@ def test_send_many_stores_a_batch_at_once_in_order(phoenix_server, tmp_path):
         with pytest.raises(maxsdk.ConfigurationError):
             room.send_many([("echo", {"ok": 1}), ("echo", "not an object")])
         assert client.outbox.depth() == 0, "a refused batch stores nothing"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_unexpected_error_while_pushing_leaves_nothing_in_flight_and_keeps_the_order(
+    phoenix_server, tmp_path, monkeypatch, when
+):
+    """A push that raises something unexpected (before or after its frame went out) is retried in order."""
+    client = fast_client(phoenix_server.url, outbox=tmp_path / "outbox")
+    with client:
+        room = client.join("room:lobby")
+        engine = client._engine
+        real_push = engine.push
+        calls = {"n": 0}
+
+        def flaky_push(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] % 7 == 3:  # every 7th push fails, starting with the 3rd
+                if when == "after":
+                    real_push(*args, **kwargs)
+                raise RuntimeError("injected")
+            return real_push(*args, **kwargs)
+
+        monkeypatch.setattr(engine, "push", flaky_push)
+        keys = [room.send("echo", {"n": n}) for n in range(40)]
+        assert client.outbox.wait_drained(20), f"still queued: {client.outbox.stats()}"
+        stats = client.outbox.stats()
+        assert stats.in_flight == 0 and stats.ready == 0 and client.outbox.dead_letters() == []
+        assert calls["n"] > 40, "some pushes failed and were retried"
+        received = keys_received(phoenix_server, "room:lobby")
+        first_seen = list(dict.fromkeys(received))
+        assert first_seen == keys, "every message delivered, in order (duplicates only where a frame went out)"
+        if when == "before":
+            assert received == keys, "a push that failed before its frame was written sent nothing"
