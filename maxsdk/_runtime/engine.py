@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -234,8 +235,19 @@ class Engine:
             assert timer is not None
             if start_helpers:
                 self._dispatcher.start()
-                timer.start()
+                # Due at the session's first deadline, if any: a tick now would only find
+                # nothing to do (and wake the timer thread during the handshake).
+                timer.start(None)
+                timer.poke_if_earlier(self._first_deadline())
             self._internal_idents = frozenset(() if reader.ident is None else (reader.ident,))
+
+    def _first_deadline(self) -> float | None:
+        """The session's earliest deadline (the failback check counts as due now)."""
+        if self.endpoints is not None:
+            return -math.inf
+        with self._lock:
+            next_deadline: float | None = self._session.next_deadline()
+        return next_deadline
 
     def _make_helpers(self) -> None:
         self._timer = Timer(self._tick, name=f"{self.name}-timer")
@@ -382,7 +394,13 @@ class Engine:
         return old
 
     def notify(self, signal: Any, **kwargs: Any) -> None:
-        """Queue a connection-level signal for the dispatcher, in order with channel events."""
+        """Queue a connection-level signal for the dispatcher, in order with channel events.
+
+        A signal nobody listens to for this client is not queued (no dispatcher
+        wake-up for it).
+        """
+        if not signal.receivers or not signal.has_receivers_for(self.owner):
+            return
         with self._lock:
             self._submit(_Notice(signal, kwargs))
 
@@ -809,16 +827,20 @@ class Engine:
         self.transport_kind = getattr(transport, "kind", "websocket")
         with self._lock:
             self._session.connection_opened(now, heartbeats=getattr(transport, "heartbeats", True))
-            self._submit(_Notice(signals.connected, {"url": self.redacted_url, "reconnect": reconnect}))
+            if signals.connected.receivers and signals.connected.has_receivers_for(self.owner):
+                self._submit(_Notice(signals.connected, {"url": self.redacted_url, "reconnect": reconnect}))
             completions, rejoins = self._session.take_output()
+            new_deadline = self._session.take_new_deadline()
         self._set_state(ConnectionState.CONNECTED, f"connected to {self.redacted_url}")
         log.info("%s: connected to %s", self.name, self.redacted_url)
         self._complete(completions)
         if rejoins:
             self.driver.run_followups(self, rejoins)
         self._flush()
-        if self._timer is not None:
-            self._timer.poke()
+        if self.endpoints is not None and self._timer is not None:
+            self._timer.poke()  # the failback check runs in a tick
+        else:
+            self._poke_timer(new_deadline)  # the heartbeat (a tick now would find nothing due)
         code, reason = self._read_loop(transport)
         transport.abort()  # first: it fails a write stuck on this connection, which frees _send_lock
         with self._send_lock:

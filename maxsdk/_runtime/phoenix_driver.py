@@ -41,6 +41,9 @@ class PhoenixDriver:
         if config.rng is not None:
             kwargs["rng"] = config.rng
         self.session = PhoenixSession(self.serializer, session_config, **kwargs)
+        # Nothing is signalled for these moves (see _channel_state_changed): queueing them
+        # would only wake a dispatch worker while a join or leave waits for its reply.
+        self.session.unreported_states = frozenset({ChannelState.JOINING, ChannelState.LEAVING})
         # The session's PhoenixProtocol decodes with the serializer's own bound methods (no extra call).
         self.decode_text = self.session.protocol.decode_text
         self.decode_binary = self.session.protocol.decode_binary

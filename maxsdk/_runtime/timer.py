@@ -14,8 +14,15 @@ Rules:
   tick again right after (nothing set meanwhile is missed);
 * :meth:`Timer.stop` removes the entry; :meth:`Timer.join` then waits for a
   tick in flight, so after ``close()`` no tick of that client runs;
-* the thread ends when no entry is left (the last client's ``close()`` joins
-  it, so no thread is left behind) and starts again with the next one;
+* the thread stays up for :data:`LINGER` seconds after the last entry left
+  (a program that opens and closes clients in turn reuses it instead of
+  starting a thread per connect: that start, contending with the handshake,
+  was a large part of a connect's time), then ends by itself and starts again with
+  the next entry; with ``linger=0`` the last entry's :meth:`Timer.join` joins
+  it;
+* the thread sleeps at most :data:`MAX_SLEEP` at a time, so a far deadline
+  (a heartbeat, a push timeout: one per push) is picked up at its next
+  wake-up instead of waking it;
 * a forked child starts with an empty schedule (the parent's thread does not
   exist there).
 
@@ -37,6 +44,12 @@ __all__ = ["Timer", "TimerService", "is_timer_thread", "shared_service"]
 log = logging.getLogger(__name__)
 
 THREAD_NAME = "maxsdk-timer"
+#: Seconds the shared thread waits for a new entry after the last one left (as the
+#: dispatch pool's extra workers do, see ``dispatcher.IDLE_EXIT``).
+LINGER = 10.0
+#: The longest the thread sleeps at a time: a new deadline later than its wake-up
+#: (a heartbeat, a 10 s push timeout) is then picked up without waking it.
+MAX_SLEEP = 1.0
 
 
 class Timer:
@@ -75,9 +88,9 @@ class Timer:
             self._service = shared_service()
         return self._service
 
-    def start(self) -> None:
-        """Join the schedule and tick once now."""
-        self.service.add(self)
+    def start(self, when: float | None = -math.inf) -> None:
+        """Join the schedule; tick at ``when`` (default: now; ``None``: once poked)."""
+        self.service.add(self, when)
 
     def poke_if_earlier(self, deadline: float | None) -> None:
         """Tick at ``deadline`` if that is before the time the entry is due."""
@@ -105,11 +118,15 @@ class TimerService:
 
     Args:
         clock: the monotonic clock.
+        linger: seconds the thread waits for a new entry once the schedule is
+            empty before it ends (``0``: it ends at once, and the last entry's
+            join waits for it).
 
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, linger: float = LINGER) -> None:
         self._clock = clock
+        self.linger = linger
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -132,14 +149,15 @@ class TimerService:
         """Entries in the schedule."""
         return self._entries
 
-    def add(self, timer: Timer) -> None:
-        """Add ``timer`` to the schedule, due now."""
+    def add(self, timer: Timer, when: float | None = -math.inf) -> None:
+        """Add ``timer`` to the schedule, due at ``when`` (``None``: not before a poke)."""
         with self._lock:
             if timer.started:
                 return
             timer.started = True
             self._entries += 1
-            self._push(timer, -math.inf)
+            if when is not None:
+                self._push(timer, when)
             thread = self._thread
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
@@ -155,7 +173,8 @@ class TimerService:
             timer.generation += 1  # its heap entries go stale
             timer.target = -math.inf  # nothing pokes a stopped entry
             self._entries -= 1
-            self._wake.notify()
+            if not self._entries:
+                self._wake.notify()  # the linger starts now (or the thread ends)
 
     def schedule(self, timer: Timer, when: float) -> None:
         """Tick ``timer`` at ``when`` (or right after its tick in flight)."""
@@ -169,7 +188,7 @@ class TimerService:
                 self._push(timer, when)
 
     def wait_idle(self, timer: Timer, timeout: float | None) -> bool:
-        """Wait until ``timer`` is not being ticked; after the last entry left, join the thread too."""
+        """Wait until ``timer`` is not being ticked (with no linger, after the last entry left, join the thread)."""
         deadline = None if timeout is None else self._clock() + timeout
         with self._lock:
             while timer.running:
@@ -177,7 +196,7 @@ class TimerService:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)
-            ending = self._last_thread if self._entries == 0 else None
+            ending = self._last_thread if self._entries == 0 and self.linger <= 0 else None
         if ending is not None and ending is not threading.current_thread():
             ending.join(None if deadline is None else max(0.0, deadline - self._clock()))
             return not ending.is_alive()
@@ -196,14 +215,24 @@ class TimerService:
         """Under the lock: wait for the next due entry; ``None`` when the schedule is empty."""
         heap = self._heap
         clock = self._clock
+        idle_until: float | None = None
         while True:
             if not self._entries:
-                self._heap.clear()
+                heap.clear()
+                now = clock()
+                if idle_until is None:
+                    idle_until = now + self.linger
+                if now < idle_until:
+                    self._sleeping_until = math.inf  # the next add() wakes us
+                    self._wake.wait(idle_until - now)
+                    continue
                 self._thread = None
                 return None
+            idle_until = None
             if not heap:
-                self._sleeping_until = math.inf
-                self._wake.wait()
+                now = clock()
+                self._sleeping_until = now + MAX_SLEEP
+                self._wake.wait(MAX_SLEEP)
                 continue
             when, _, generation, timer = heap[0]
             if generation != timer.generation:
@@ -211,8 +240,8 @@ class TimerService:
                 continue
             now = clock()
             if when > now:
-                self._sleeping_until = when
-                self._wake.wait(when - now)
+                self._sleeping_until = until = min(when, now + MAX_SLEEP)
+                self._wake.wait(until - now)
                 continue
             heapq.heappop(heap)
             self._sleeping_until = -math.inf

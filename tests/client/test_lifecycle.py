@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import maxsdk
-from maxsdk import Backoff, Client, ConnectionState
+from maxsdk import Backoff, ChannelState, Client, ConnectionState
 from tests.client.helpers import SignalLog, fast_client
 
 
@@ -32,7 +32,7 @@ def settles(condition, timeout: float = 10.0) -> bool:
     return True
 
 
-def test_close_joins_every_thread_it_started(phoenix_server):
+def test_close_joins_every_thread_it_started(phoenix_server, monkeypatch):
     client = Client(phoenix_server.url)
     client.connect()
     client.join("room:lobby")
@@ -40,13 +40,19 @@ def test_close_joins_every_thread_it_started(phoenix_server):
     # Handlers run on the process-wide dispatch pool and deadlines on the process-wide timer:
     # a client starts only its reader.
     assert [t.name.rsplit("-", 1)[1] for t in threads] == ["reader"]
-    timer = client._engine._timer.service.thread
+    service = client._engine._timer.service
+    timer = service.thread
     assert timer is not None and timer.is_alive()
+    monkeypatch.setattr(service, "linger", 0.1)  # the default keeps it up for seconds
     client.close()
     assert not any(t.is_alive() for t in threads)
-    assert not timer.is_alive(), "the last client's close() joins the shared timer thread"
     assert client.state is ConnectionState.CLOSED
     client.close()  # idempotent
+    # The shared timer thread outlives the last client for a while (the next client reuses
+    # it), then ends by itself: nothing is left behind.
+    assert service.entries == 0
+    timer.join(10.0)
+    assert not timer.is_alive(), "the idle shared timer thread ends after its linger"
 
 
 def test_close_joins_the_dedicated_thread_of_a_channel_and_runs_what_was_queued(phoenix_server):
@@ -164,3 +170,23 @@ def test_a_client_used_after_fork_raises_a_clear_error_in_the_child(phoenix_serv
     assert status == 0
     assert room.push("echo", {"parent": "ok"}).response == {"parent": "ok"}
     client.close()
+
+
+def test_connect_and_join_queue_nothing_for_signals_nobody_listens_to(phoenix_server):
+    with Client(phoenix_server.url, heartbeat_interval=None) as client:
+        room = client.join("room:lobby")
+        # No state_changed/connected notices went to the client's control lane, and the
+        # channel's "joining" move (which nothing acts on) is not queued on its lane.
+        control = client._engine._dispatcher.control
+        assert control.handled == 0 and control.depth == 0
+        assert ChannelState.JOINING in client._engine._session.unreported_states
+        assert room.state is ChannelState.JOINED
+    seen = []
+    client = Client(phoenix_server.url, heartbeat_interval=None)
+    client.on_signal(maxsdk.signals.state_changed, lambda _c, new, **_: seen.append(str(new)))
+    try:
+        client.connect()
+        client.join("room:lobby")
+    finally:
+        client.close()
+    assert seen[:2] == ["connecting", "connected"] and seen[-1] == "closed"

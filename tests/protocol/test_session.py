@@ -511,3 +511,18 @@ def test_pushing_to_a_closed_or_leaving_channel_raises() -> None:
     h.leave(ch)
     with pytest.raises(ChannelClosedError):
         h.push(ch, "x")
+
+
+def test_moves_into_unreported_states_are_not_emitted_and_the_others_still_are() -> None:
+    h = FakeClient()
+    h.session.unreported_states = frozenset({S.JOINING, S.LEAVING})
+    ch = h.channel(LOBBY)
+    waiter = h.join(ch)
+    (join,) = h.sent()
+    h.recv(reply(join, "ok"))
+    assert h.status(waiter) == "ok"
+    leave = h.leave(ch)
+    (sent_leave,) = h.sent()  # sent() drains what went out since the last call
+    h.recv(reply(sent_leave, "ok"))
+    assert h.status(leave) == "ok"
+    assert [new for _, new, _ in h.changes(ch)] == ["joined", "closed"]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from maxsdk._runtime import timer as timer_module
 from maxsdk._runtime.timer import THREAD_NAME, Timer, TimerService, is_timer_thread, shared_service
 
 
@@ -34,7 +35,7 @@ class Ticks:
 
 @pytest.mark.timeout(20)
 def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
-    service = TimerService()
+    service = TimerService(linger=0)
     ticks = [Ticks() for _ in range(50)]
     timers = [Timer(t, name=f"c{n}", service=service) for n, t in enumerate(ticks)]
     for timer in timers:
@@ -55,7 +56,7 @@ def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
     for timer in timers:
         timer.stop()
         assert timer.join(2.0)
-    # The last entry to leave joined the thread.
+    # Without a linger, the last entry to leave joined the thread.
     assert not thread.is_alive()
     assert service.entries == 0
     again = Ticks()
@@ -65,6 +66,58 @@ def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
     assert service.thread is not thread
     timer.stop()
     assert timer.join(2.0)
+
+
+@pytest.mark.timeout(20)
+def test_the_thread_lingers_for_the_next_entry_then_ends_by_itself():
+    service = TimerService(linger=0.2)
+    first = Ticks()
+    timer = Timer(first, name="first", service=service)
+    timer.start()
+    first.wait_calls(1)
+    thread = service.thread
+    assert thread is not None
+    timer.stop()
+    assert timer.join(2.0)  # returns once no tick runs; the thread stays for the next entry
+    assert service.entries == 0
+    again = Ticks(following=time.monotonic() + 0.05)
+    second = Timer(again, name="second", service=service)
+    second.start()
+    again.wait_calls(2)  # the new entry's start and its own deadline, ticked by the same thread
+    assert service.thread is thread and again.threads == {THREAD_NAME}
+    second.stop()
+    assert second.join(2.0)
+    thread.join(10.0)  # nothing joined meanwhile: it ends by itself
+    assert not thread.is_alive()
+    assert service.thread is None
+    third = Ticks()
+    last = Timer(third, name="third", service=service)
+    last.start()  # and the next entry starts a new one
+    third.wait_calls(1)
+    assert service.thread is not None and service.thread is not thread
+    last.stop()
+    assert last.join(2.0)
+
+
+@pytest.mark.timeout(20)
+def test_an_entry_started_unscheduled_waits_for_its_deadline_even_past_the_longest_sleep(monkeypatch):
+    monkeypatch.setattr(timer_module, "MAX_SLEEP", 0.05)
+    service = TimerService(linger=0)
+    ticks = Ticks()
+    timer = Timer(ticks, name="far", service=service)
+    timer.start(None)  # no tick at start
+    beacon = Ticks()
+    other = Timer(beacon, name="beacon", service=service)
+    other.start()
+    beacon.wait_calls(1)  # the thread runs and has looked at the schedule
+    assert ticks.calls == []
+    due = time.monotonic() + 0.3  # later than the thread's next wake-up: set without waking it
+    timer.poke_if_earlier(due)
+    ticks.wait_calls(1)
+    assert ticks.calls[0] >= due and len(ticks.calls) == 1
+    timer.stop()
+    other.stop()
+    assert timer.join(2.0) and other.join(2.0)
 
 
 @pytest.mark.timeout(20)

@@ -126,6 +126,9 @@ class PhoenixSession:
         self._rng = rng
         self.connected = False
         self.emit_raw = False
+        #: Channel states whose :class:`ChannelStateChanged` events are not emitted
+        #: (the runtime acts on none of the moves into them).
+        self.unreported_states: frozenset[_S] = frozenset()
         #: Set by the runtime while its reader is deliberately not reading
         #: (backpressure): a missing heartbeat reply then proves nothing.
         self.heartbeat_timeout_suspended = False
@@ -653,7 +656,7 @@ class PhoenixSession:
 
     def _change(self, ch: ChannelCore, trigger: Trigger, reason: str, response: Any) -> None:
         old = ch.apply(trigger)
-        if old is not ch.state or trigger is Trigger.REJOIN_FAILED:
+        if (old is not ch.state or trigger is Trigger.REJOIN_FAILED) and ch.state not in self.unreported_states:
             self._emit(ChannelStateChanged(ch.owner, ch.topic, old, ch.state, reason, response, ch.join_ref))
 
     def _close_channel(self, ch: ChannelCore, trigger: Trigger | None, reason: str, response: Any) -> None:
