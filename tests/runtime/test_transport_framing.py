@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from maxsdk._runtime.transport import BINARY, CLOSE, TEXT, WebSocketTransport
+from maxsdk._runtime.transport import BINARY, CLOSE, TEXT, WebSocketTransport, masked_frame
 from maxsdk.errors import ConnectionLostError, MessageTooLargeError, RemoteProtocolError
 
 
@@ -111,3 +111,38 @@ def test_eof_without_a_close_frame_is_a_lost_connection(pair):
     with pytest.raises(ConnectionLostError) as info:
         transport.recv()
     assert info.value.code == 1006
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 127, 65535, 65536, 70001])
+def test_frames_we_write_are_masked_final_frames_of_the_exact_payload(size):
+    payload = bytes(range(256)) * (size // 256 + 1)
+    payload = payload[:size]
+    data = masked_frame(BINARY, payload)
+    assert data[0] == 0x80 | BINARY  # FIN, no RSV bits
+    assert client_frames(data) == [(BINARY, payload)]
+    # The same bytes as websocket-client's reference encoder would send, once unmasked.
+    import websocket
+
+    key = data[len(data) - size - 4 : len(data) - size]
+    reference = websocket.ABNF(1, 0, 0, 0, BINARY, 1, payload)
+    reference.get_mask_key = lambda _n: key
+    assert reference.format() == data
+
+
+def test_compressed_frames_set_rsv1_and_two_frames_get_different_mask_keys():
+    one, two = masked_frame(TEXT, b"abcd", rsv1=True), masked_frame(TEXT, b"abcd")
+    assert one[0] == 0xC0 | TEXT and two[0] == 0x80 | TEXT
+    assert client_frames(one) == client_frames(two) == [(TEXT, b"abcd")]
+    keys = {masked_frame(TEXT, b"abcd")[2:6] for _ in range(20)}
+    assert len(keys) > 1  # a fresh random key per frame (RFC 6455 §5.3)
+
+
+def test_encode_writes_text_binary_and_ping_frames(pair):
+    from maxsdk.protocol.handler import WebSocketPing
+
+    transport, _, _ = pair
+    assert client_frames(transport.encode("héllo")) == [(TEXT, "héllo".encode())]
+    assert client_frames(transport.encode(b"\x00\xff")) == [(BINARY, b"\x00\xff")]
+    assert client_frames(transport.encode(WebSocketPing(b"hb"))) == [(0x9, b"hb")]
+    with pytest.raises(ValueError):
+        transport.encode(WebSocketPing(b"x" * 126))
