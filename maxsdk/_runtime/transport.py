@@ -444,6 +444,8 @@ class WebSocketTransport:
                     raise self._fatal("invalid control frame")
             elif self._skipping_message:
                 # The rest of an oversize fragmented message: discard (already reported).
+                if opcode != _CONT:
+                    raise self._fatal("new message before the previous fragmented one ended")
                 self._skip(header, length)
                 self._skipping_message = not fin
                 continue
@@ -475,7 +477,7 @@ class WebSocketTransport:
                 message, opcode = bytes(self._fragments), self._fragment_opcode
                 self._reset_fragments()
                 return self._inflate(opcode, message)
-            if opcode == TEXT and fin and not self._fragments:
+            if opcode == TEXT and fin and not self._fragment_opcode:
                 # The common case: decode straight from the buffer to str (no intermediate
                 # bytes copy, and json.loads skips its encoding detection).
                 self._pos = end

@@ -96,3 +96,41 @@ def test_an_absurd_length_with_no_size_limit_is_survived_and_reconnected(declare
         finally:
             client.close()
     assert thread_errors == []
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        pytest.param(frame_bytes(0x1, b"", fin=False), id="after-an-empty-first-fragment"),
+        pytest.param(frame_bytes(0x1, b"x" * 5000, fin=False), id="inside-an-oversize-fragmented-message"),
+        pytest.param(
+            frame_bytes(0x1, b"x" * 5000, fin=False) + frame_bytes(0x0, b"y" * 10, fin=False),
+            id="inside-an-oversize-message-after-its-continuation",
+        ),
+    ],
+)
+def test_a_new_message_inside_a_fragmented_one_is_a_protocol_error(opening: bytes, thread_errors) -> None:
+    """RFC 6455 5.4: a data frame other than a continuation before the fragmented message ended
+    fails the connection: never delivered, never swallowed as part of the skipped message.
+    """
+    intruder = json.dumps([None, None, "room:lobby", "intruder", {}]).encode()
+    connections = []
+
+    def script(conn: RawConnection) -> None:
+        connections.append(conn)
+        conn.accept_upgrade()
+        if len(connections) == 1:
+            conn.send_raw(opening + frame_bytes(0x1, intruder))
+        conn.hold()
+
+    delivered = []
+    with RawServer(script) as server:
+        client = client_for(server, max_message_size=4096)
+        client.on_signal(maxsdk.signals.message_received, lambda sender, message, **kw: delivered.append(message))
+        try:
+            client.connect(timeout=5)
+            assert server.wait_for_connections(2, timeout=10), "the framing error went unnoticed"
+        finally:
+            client.close()
+    assert [m for m in delivered if m.event == "intruder"] == []
+    assert thread_errors == []
