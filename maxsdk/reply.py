@@ -130,14 +130,15 @@ class PendingReply:
             ClientClosedError, WrongThreadError: as for :meth:`wait`.
 
         """
-        if self._engine is not None:
-            self._engine.check_blocking_allowed()
+        engine = self._engine
+        if engine is not None:
+            engine.check_blocking_allowed()
         if self._outcome is None:
             # The client times the push out itself; the extra second only
             # guards against a stalled timer thread.
             limit = self.timeout + 1.0 if timeout is None else timeout
-            if self._engine is not None:
-                with self._engine.blocking_wait():
+            if engine is not None and engine.waits_in_handler():
+                with engine.blocking_wait():
                     done = self.wait_done(limit)
             else:
                 done = self.wait_done(limit)

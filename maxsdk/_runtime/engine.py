@@ -410,6 +410,10 @@ class Engine:
         if ident in self._internal_idents or ident in TIMER_IDENTS:
             raise WrongThreadError("blocking maxsdk calls cannot be made from the client's reader or timer thread")
 
+    def waits_in_handler(self) -> bool:
+        """Whether the calling thread runs one of this client's handlers (see :meth:`blocking_wait`)."""
+        return self._dispatcher.owns_current_thread()
+
     @contextlib.contextmanager
     def blocking_wait(self) -> Iterator[None]:
         """Wrap a blocking wait of a public method.

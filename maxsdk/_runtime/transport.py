@@ -257,6 +257,18 @@ class WebSocketTransport:
         self._close_sent = False
         self._write_lock = threading.Lock()
         self._write_timeout = write_timeout
+        #: A non-blocking twin of the socket (a duplicate descriptor) for a first write
+        #: attempt: a socket with a timeout polls before every send, and changing its
+        #: timeout for a bounded write costs two more system calls. Plain TCP only (a
+        #: TLS socket's state is in its SSL object), and only while the descriptor is
+        #: non-blocking anyway, as a socket with a timeout is.
+        self._nonblocking: socket.socket | None = None
+        if write_timeout is not None and type(sock) is socket.socket:
+            try:
+                self._nonblocking = sock.dup()
+                self._nonblocking.setblocking(False)
+            except OSError:
+                self._nonblocking = None
         #: A data frame is half written: its rest must go before anything else.
         self._partial = False
         self.subprotocol = subprotocol
@@ -315,9 +327,16 @@ class WebSocketTransport:
         total = len(view)
         sent = 0
         sock = self._sock
-        deadline = None if within is None else time.monotonic() + within
+        deadline = None
         with self._write_lock:
             try:
+                if self._nonblocking is not None:
+                    try:  # the common case: the socket buffer takes it all, at once
+                        sent = self._nonblocking.send(view)
+                    except BlockingIOError:
+                        pass
+                if sent < total and within is not None:
+                    deadline = time.monotonic() + within
                 while sent < total:
                     if deadline is not None:
                         left = deadline - time.monotonic()
@@ -377,6 +396,11 @@ class WebSocketTransport:
             self._sock.close()
         except OSError:
             pass
+        if self._nonblocking is not None:
+            try:
+                self._nonblocking.close()
+            except OSError:
+                pass
 
     # -- receiving ----------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 
 import pytest
 
@@ -146,3 +147,38 @@ def test_encode_writes_text_binary_and_ping_frames(pair):
     assert client_frames(transport.encode(WebSocketPing(b"hb"))) == [(0x9, b"hb")]
     with pytest.raises(ValueError):
         transport.encode(WebSocketPing(b"x" * 126))
+
+
+def test_bounded_writes_to_a_peer_that_stops_reading_come_back_short_and_finish_in_order():
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.create_connection(listener.getsockname())
+    theirs, _ = listener.accept()
+    listener.close()
+    ours.settimeout(5.0)  # as open_websocket leaves it: a timeout socket (non-blocking descriptor)
+    transport = WebSocketTransport(ours, None, "ws://test/socket/websocket", 5.0)
+    try:
+        assert transport._nonblocking is not None  # plain TCP with a write timeout: the fast first try
+        small = masked_frame(TEXT, b"[1]")
+        assert transport.write(small, 0.05) == len(small)
+        big = masked_frame(BINARY, b"x" * (8 * 1024 * 1024))
+        sent = transport.write(big, 0.05)  # the peer reads nothing: the socket buffers fill up
+        assert 0 < sent < len(big) and transport._partial
+        received = bytearray()
+
+        def drain() -> None:
+            while len(received) < len(small) + len(big):
+                chunk = theirs.recv(1 << 20)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        assert transport.write(memoryview(big)[sent:]) == len(big) - sent  # unbounded: all of it
+        reader.join(30)
+        assert not transport._partial
+        assert client_frames(bytes(received)) == [(TEXT, b"[1]"), (BINARY, b"x" * (8 * 1024 * 1024))]
+    finally:
+        transport.abort()
+        theirs.close()
+    assert transport._nonblocking is not None and transport._nonblocking.fileno() == -1  # closed with it
