@@ -111,6 +111,18 @@ class Client(ClientBase):
         ca_file: a CA bundle to verify against.
         ssl_context: a ready ``ssl.SSLContext`` (overrides the two above).
         origin: an ``Origin`` header to send (none by default).
+        follow_redirects: the most redirects to follow when connecting
+            (WebSocket upgrade and long-poll alike). ``0`` (default): a
+            redirect is a :class:`~maxsdk.HandshakeError` naming the status
+            and the redacted ``Location``. Only same-scheme hops are followed
+            (``wss://`` to ``wss://``, ``ws://`` to ``ws://``; a downgrade
+            never), within ``connect_timeout`` in all, and the ``Location`` is
+            used as given (its query is the server's). When a hop goes to
+            another origin (scheme, host, port), no credentials go with it:
+            none of your ``headers`` (``Authorization``, ``Cookie`` or any
+            other) and no ``auth_token``. Channel join params and messages do
+            go to the server you end up on: opt in only for redirects you
+            trust. ``diagnostics().connected_url`` shows where you are.
         proxy: a proxy for both transports: ``http://[user:pass@]host:port``, or
             ``socks5://``, ``socks5h://`` (the proxy resolves host names),
             ``socks4://``, ``socks4a://`` with the ``socks`` extra.
@@ -169,6 +181,7 @@ class Client(ClientBase):
         max_channels_per_socket: int | None = 100,
         failback_after: float | None = 30.0,
         compression: Any = False,
+        follow_redirects: int = 0,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         self.config = ClientConfig.build(
@@ -204,6 +217,7 @@ class Client(ClientBase):
             max_channels_per_socket=max_channels_per_socket,
             failback_after=failback_after,
             compression=compression,
+            follow_redirects=follow_redirects,
             rng=_rng,
         )
         self._engine = Engine(self.config, self)

@@ -86,6 +86,8 @@ class ClientConfig:
     failback_after: float | None = 30.0
     #: permessage-deflate to offer (``None``: off); see :class:`maxsdk.Deflate`.
     compression: Deflate | None = None
+    #: The most redirects followed on the opening request (``0``: refused).
+    follow_redirects: int = 0
 
     @property
     def failover(self) -> bool:
@@ -164,6 +166,7 @@ class ClientConfig:
             _check_ca_file(self.ca_file)
         if self.proxy is not None:
             _check_proxy(self.proxy, self.transport)
+        _check_follow_redirects(self.follow_redirects)
         self._validate_header_values()
 
     def _validate_header_values(self) -> None:
@@ -244,6 +247,16 @@ def _check_bool(name: str, value: Any) -> None:
 def _check_optional_str(name: str, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise ConfigurationError(f"{name} must be a non-empty string or None, got {type(value).__name__}")
+
+
+def _check_follow_redirects(value: Any) -> None:
+    """A number of hops: ``True`` is refused (how many would it be?), like any non-int."""
+    from maxsdk._runtime.redirects import MAX_REDIRECTS
+
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_REDIRECTS:
+        raise ConfigurationError(
+            f"follow_redirects must be a number of redirects from 0 (refuse them) to {MAX_REDIRECTS}, got {value!r}"
+        )
 
 
 def _check_ca_file(value: Any) -> None:

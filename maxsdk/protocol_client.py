@@ -80,7 +80,8 @@ class ProtocolClient(HandlerEvents, ClientBase):
             (:class:`~maxsdk.CapacityError` beyond).
         max_message_size: as for :class:`~maxsdk.Client`, and so are
             ``dispatch_queue_size``, ``overflow``, ``verify_tls``, ``ca_file``,
-            ``ssl_context``, ``origin``, ``proxy``, ``close_timeout`` and ``name``.
+            ``ssl_context``, ``origin``, ``proxy``, ``follow_redirects``,
+            ``close_timeout`` and ``name``.
 
     """
 
@@ -116,6 +117,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
         close_timeout: float = 2.0,
         name: str | None = None,
         failback_after: float | None = 30.0,
+        follow_redirects: int = 0,
         _rng: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(protocol, ProtocolHandler):
@@ -146,6 +148,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
             close_timeout=close_timeout,
             name=name,
             failback_after=failback_after,
+            follow_redirects=follow_redirects,
             rng=_rng,
         )
         self.protocol = protocol

@@ -61,7 +61,8 @@ connected: Signal = namespace.signal(
     "connected",
     doc="""The connection opened (first time or after a reconnect).
 
-    kwargs: ``url`` (redacted), ``reconnect`` (bool: not the first connection).
+    kwargs: ``url`` (where it went, redacted: after any redirects followed),
+    ``reconnect`` (bool: not the first connection).
     """,
 )
 

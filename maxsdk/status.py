@@ -62,6 +62,9 @@ class Diagnostics:
         stale_dropped: messages dropped because of a stale join_ref.
         last_error: a description of the last connection failure, if any.
         transport: ``"websocket"`` or ``"longpoll"`` once connected.
+        connected_url: where the last connection went, redacted: ``url``, or
+            the final URL after redirects followed (``follow_redirects``), or
+            the long-poll URL; ``None`` before the first connection.
         counters: every counter of the protocol session by name (for the
             protocol clients: ``unroutable`` updates, ``request_timeouts``,
             ``late_subscriptions_undone``, ``unknown_replies``...).
@@ -88,5 +91,6 @@ class Diagnostics:
     reader_throttled: bool = False
     last_error: str | None = None
     transport: str | None = None
+    connected_url: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
     sockets: int = 1

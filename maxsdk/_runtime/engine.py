@@ -123,6 +123,8 @@ class Engine:
         )
         #: The kind of the transport in use (``"websocket"``, ``"longpoll"``), once connected.
         self.transport_kind: str | None = None
+        #: Where the last connection went (after any followed redirects), redacted.
+        self.connected_url: str | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         # Health of the current connection (see _connection_was_healthy); reader thread only.
@@ -806,6 +808,7 @@ class Engine:
             proxy_type=_proxy_type(config.proxy),
             compression=config.compression,
             attempt=attempt,
+            follow_redirects=config.follow_redirects,
             # A write that makes no progress for the heartbeat timeout means a dead connection.
             write_timeout=config.heartbeat_timeout or config.heartbeat_interval or 30.0,
         )
@@ -829,14 +832,15 @@ class Engine:
         if self.endpoints is not None:
             self.endpoints.succeeded()
         self.transport_kind = getattr(transport, "kind", "websocket")
+        url = self.connected_url = getattr(transport, "redacted_url", None) or self.redacted_url
         with self._lock:
             self._session.connection_opened(now, heartbeats=getattr(transport, "heartbeats", True))
             if signals.connected.receivers and signals.connected.has_receivers_for(self.owner):
-                self._submit(_Notice(signals.connected, {"url": self.redacted_url, "reconnect": reconnect}))
+                self._submit(_Notice(signals.connected, {"url": url, "reconnect": reconnect}))
             completions, rejoins = self._session.take_output()
             new_deadline = self._session.take_new_deadline()
-        self._set_state(ConnectionState.CONNECTED, f"connected to {self.redacted_url}")
-        log.info("%s: connected to %s", self.name, self.redacted_url)
+        self._set_state(ConnectionState.CONNECTED, f"connected to {url}")
+        log.info("%s: connected to %s", self.name, url)
         self._complete(completions)
         if rejoins:
             self.driver.run_followups(self, rejoins)
@@ -1012,6 +1016,7 @@ class Engine:
             reader_throttled=dispatcher.reader_blocked,
             last_error=str(self._last_error) if self._last_error else None,
             transport=self.transport_kind,
+            connected_url=self.connected_url,
             counters=counters,
         )
 

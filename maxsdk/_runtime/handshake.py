@@ -8,9 +8,10 @@ to servers it does not control needs every step bounded and its own:
 * **bounded response**: the head is read in chunks (not one byte per call)
   up to :data:`MAX_HEAD_BYTES` and :data:`MAX_HEADERS`; bytes after it (frames
   a server sends at once) are handed to the transport;
-* **no redirects**: a 3xx answer is a :class:`~maxsdk.errors.HandshakeError`
-  naming the status and the redacted ``Location`` (credentials never follow
-  a redirect, and never go from ``wss://`` to ``ws://``);
+* **no redirects** unless asked: a 3xx answer is a :class:`~maxsdk.errors.HandshakeError`
+  naming the status and the redacted ``Location``; with ``follow_redirects``
+  same-scheme hops are followed within the same deadline, and credentials
+  stay behind when the origin changes (rules in :mod:`maxsdk._runtime.redirects`);
 * **no cookies**: nothing a server set is ever sent to another (websocket-client
   keeps one jar for the whole process, without domain matching);
 * **no header injection**: a CR or LF in a header value is refused;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -31,6 +33,7 @@ import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from maxsdk._runtime.redirects import REDIRECT_STATUSES, RedirectChain, public_headers, public_subprotocols
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
     AuthenticationError,
@@ -42,6 +45,8 @@ from maxsdk.errors import (
 
 __all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "ConnectAttempt", "Upgraded", "check_header_value", "open_upgraded"]
 
+log = logging.getLogger("maxsdk.transport")
+
 #: The largest upgrade response head accepted, in bytes.
 MAX_HEAD_BYTES = 64 * 1024
 #: The most header lines accepted in an upgrade response.
@@ -49,7 +54,6 @@ MAX_HEADERS = 100
 #: The most bytes of an error response body read (for the error message).
 _MAX_BODY = 4096
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _QUERY_VALUE = re.compile(r"([?&][^=&\s#]+=)[^&\s#\"']*")
 
 
@@ -102,15 +106,39 @@ class ConnectAttempt:
 
 
 class Upgraded:
-    """The result of a successful upgrade: the socket, the chosen subprotocol, and early bytes."""
+    """The result of a successful upgrade: the socket, the chosen subprotocol, and early bytes.
 
-    __slots__ = ("headers", "leftover", "sock", "subprotocol")
+    ``url`` is the URL that answered 101 (after any followed redirects) and
+    ``redirects`` how many were followed.
+    """
 
-    def __init__(self, sock: socket.socket, subprotocol: str | None, headers: dict[str, str], leftover: bytes) -> None:
+    __slots__ = ("headers", "leftover", "redirects", "sock", "subprotocol", "url")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        subprotocol: str | None,
+        headers: dict[str, str],
+        leftover: bytes,
+        *,
+        url: str = "",
+        redirects: int = 0,
+    ) -> None:
         self.sock = sock
         self.subprotocol = subprotocol
         self.headers = headers
         self.leftover = leftover
+        self.url = url
+        self.redirects = redirects
+
+
+class _RedirectedError(Exception):
+    """A 3xx answer to one request of the chain (handled by :func:`open_upgraded`)."""
+
+    def __init__(self, status: int, location: str | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.location = location
 
 
 def open_upgraded(
@@ -125,12 +153,16 @@ def open_upgraded(
     proxy_scheme: str = "http",
     attempt: ConnectAttempt | None = None,
     redacted_url: str | None = None,
+    follow_redirects: int = 0,
 ) -> Upgraded:
     """Connect to ``url`` and perform the WebSocket upgrade within ``timeout`` seconds in all.
 
+    With ``follow_redirects``, up to that many redirects are followed (see
+    :mod:`maxsdk._runtime.redirects`), every hop within the same ``timeout``.
+
     Raises:
         AuthenticationError: the upgrade was refused with 401 or 403.
-        HandshakeError: another status (a redirect included), or an invalid 101.
+        HandshakeError: another status (a redirect not followed included), or an invalid 101.
         TLSVerificationError: the certificate did not verify.
         ConnectFailedError: anything else (refused, DNS, reset, deadline, limits).
         ConfigurationError: a header value with CR/LF.
@@ -138,11 +170,6 @@ def open_upgraded(
     """
     redacted = redacted_url or redact_url(url)
     deadline = time.monotonic() + timeout
-    parts = urlsplit(url)
-    secure = parts.scheme.lower() == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     extra = [(str(name), str(value)) for name, value in headers]
     for name, value in extra:
         check_header_value(name, value)
@@ -151,6 +178,50 @@ def open_upgraded(
     for value in subprotocols:
         check_header_value("Sec-WebSocket-Protocol", value)
     attempt = attempt or ConnectAttempt()
+    chain = RedirectChain(url, follow_redirects)
+    while True:
+        try:
+            upgraded = _upgrade(
+                chain.url, extra, subprotocols, origin, deadline, ssl_context, proxy, proxy_scheme, attempt, redacted
+            )
+        except _RedirectedError as redirect:
+            was = redacted
+            target = chain.follow(redirect.status, redirect.location)
+            redacted = redact_url(target)
+            if chain.cross_origin:
+                extra, subprotocols = public_headers(extra), public_subprotocols(subprotocols)
+            log.info(
+                "following redirect %d from %s to %s (%d of at most %d%s)",
+                redirect.status,
+                was,
+                redacted,
+                chain.hops,
+                follow_redirects,
+                "; another origin: credentials not sent" if chain.cross_origin else "",
+            )
+            continue
+        upgraded.url, upgraded.redirects = chain.url, chain.hops
+        return upgraded
+
+
+def _upgrade(
+    url: str,
+    extra: list[tuple[str, str]],
+    subprotocols: tuple[str, ...],
+    origin: str | None,
+    deadline: float,
+    ssl_context: ssl.SSLContext | None,
+    proxy: tuple[str, int, tuple[str, str] | None] | None,
+    proxy_scheme: str,
+    attempt: ConnectAttempt,
+    redacted: str,
+) -> Upgraded:
+    """One request of the chain: connect, upgrade; raise :class:`_RedirectedError` on a 3xx."""
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sock: socket.socket | None = None
     try:
         sock = _tcp(host, port, proxy, proxy_scheme, deadline, attempt)
@@ -161,12 +232,17 @@ def open_upgraded(
         sock.settimeout(_remaining(deadline))
         sock.sendall(request)
         status, reason, response, leftover = _read_head(sock, deadline)
+        if status in REDIRECT_STATUSES:
+            raise _RedirectedError(status, response.get("location"))
         if status != 101:
             raise _refusal(status, reason, response, leftover, sock, deadline, redacted)
         subprotocol = _validate(response, key, subprotocols, redacted)
         if not attempt.finish():
             raise ConnectFailedError(f"connection attempt to {redacted} aborted", url=redacted)
         return Upgraded(sock, subprotocol, response, leftover)
+    except _RedirectedError:
+        _close(sock)
+        raise
     except ssl.SSLCertVerificationError as exc:
         _close(sock)
         raise TLSVerificationError(
@@ -334,10 +410,6 @@ def _refusal(
     deadline: float,
     redacted: str,
 ) -> HandshakeError:
-    if status in _REDIRECTS:
-        location = response.get("location")
-        target = redact_url(location) if location else "no Location header"
-        return HandshakeError(status, url=redacted, body=f"redirect to {target} (redirects are not followed)")
     body = _redact_body(_read_body(sock, response, leftover, deadline))
     error_class = AuthenticationError if status in (401, 403) else HandshakeError
     return error_class(status, url=redacted, body=body or reason)

@@ -4,7 +4,10 @@ One "connection" is a server-side session named by a signed token:
 
 * **open**: ``GET <mount>/longpoll?<params>&vsn=...`` without a token; a
   logical ``410`` with a token means the session exists (phoenix.js fires
-  ``onopen`` here), ``403`` means the connect handler refused.
+  ``onopen`` here), ``403`` means the connect handler refused. A redirect
+  is refused unless ``follow_redirects`` allows it, with the WebSocket
+  upgrade's rules (:mod:`maxsdk._runtime.redirects`); the session then lives
+  at the final URL. Later requests never follow one (a session does not move).
 * **receive** (:meth:`LongPollTransport.recv`): ``GET`` with the token,
   held by the server up to its window (10 s): ``200`` carries messages (each
   the serialized frame, returned one at a time), ``204`` means poll again.
@@ -40,6 +43,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, NamedTuple, NoReturn, cast
@@ -50,6 +54,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from maxsdk._runtime.redirects import REDIRECT_STATUSES, RedirectChain
 from maxsdk._runtime.transport import BINARY, CLOSE, TEXT, TransportOptions
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
@@ -161,11 +166,14 @@ class LongPollTransport:
         # The environment (HTTP(S)_PROXY, NO_PROXY) is read once per connection, not per request:
         # requests' per-request lookups (proxies, .netrc) cost more than a local round trip.
         self._http.trust_env = False
-        self._proxies = _proxies(options.proxy, options.proxy_type) or requests.utils.get_environ_proxies(url)
+        self._explicit_proxies = _proxies(options.proxy, options.proxy_type)
+        self._proxies = self._explicit_proxies or requests.utils.get_environ_proxies(url)
         self._polling: requests.PreparedRequest | None = None
         self._headers = {name: value for name, value in options.headers}
+        self._origin = options.origin
         if options.origin is not None:
             self._headers["Origin"] = options.origin
+        self._follow_redirects = options.follow_redirects
         self._auth_token = _auth_token(options.subprotocols)
         self._token: str | None = None
         self._pending: deque[str] = deque()
@@ -181,12 +189,45 @@ class LongPollTransport:
     # -- opening ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Send the session-opening GET; see :func:`open_longpoll` for the errors."""
+        """Send the session-opening GET (following redirects if allowed); see :func:`open_longpoll`."""
         headers = {"Accept": _JSON}
         if self._auth_token is not None:
             headers[_AUTH_HEADER] = self._auth_token
+        chain = RedirectChain(self.url, self._follow_redirects, schemes=("http", "https"))
+        deadline = time.monotonic() + self._connect_timeout
+        while True:
+            response = self._open_request(headers, deadline)
+            if response.status_code not in REDIRECT_STATUSES:
+                break
+            was = self.redacted_url
+            try:
+                self.url = chain.follow(response.status_code, response.location)
+            except HandshakeError as exc:
+                raise self._refused(HandshakeError, f"HTTP {exc.status}", exc.status, exc.body) from None
+            self.redacted_url = redact_url(self.url)
+            if chain.cross_origin:  # no credentials to another origin (see maxsdk._runtime.redirects)
+                self._headers = {} if self._origin is None else {"Origin": self._origin}
+                headers.pop(_AUTH_HEADER, None)
+                self._auth_token = None
+                self._proxies = self._explicit_proxies or requests.utils.get_environ_proxies(self.url)
+            log.info(
+                "following redirect %d from %s to %s (%d of at most %d%s)",
+                response.status_code,
+                was,
+                self.redacted_url,
+                chain.hops,
+                self._follow_redirects,
+                "; another origin: credentials not sent" if chain.cross_origin else "",
+            )
+        self._opened(response)
+
+    def _open_request(self, headers: dict[str, str], deadline: float) -> _Answer:
+        """One GET of the opening chain, within what is left of the connect timeout."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectFailedError(f"cannot connect to {self.redacted_url}: timed out", url=self.redacted_url)
         try:
-            response = self._request("GET", headers, None, self._connect_timeout)
+            return self._request("GET", headers, None, left, connect_timeout=left)
         except requests.RequestException as exc:
             if _find(exc, ssl.SSLCertVerificationError) is not None:
                 raise TLSVerificationError(
@@ -198,6 +239,9 @@ class LongPollTransport:
             ) from None
         except _BodyTooLargeError as exc:
             raise self._refused(HandshakeError, f"an answer of more than {exc.limit} bytes", 200, "") from None
+
+    def _opened(self, response: _Answer) -> None:
+        """Take the session token from the opening GET's answer, or raise."""
         body = _json_body(response)
         if response.status_code != 200:
             error_class = AuthenticationError if response.status_code in (401, 403) else HandshakeError
@@ -379,7 +423,15 @@ class LongPollTransport:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _request(self, method: str, headers: dict[str, str], body: bytes | None, timeout: float) -> _Answer:
+    def _request(
+        self,
+        method: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,
+        *,
+        connect_timeout: float | None = None,
+    ) -> _Answer:
         token = self._token
         poll = method == "GET" and token is not None and body is None
         prepared = self._polling if poll else None
@@ -389,7 +441,7 @@ class LongPollTransport:
                 self._polling = prepared  # polls repeat: prepare once per token
         response = self._http.send(
             prepared.copy(),
-            timeout=(self._connect_timeout, timeout),
+            timeout=(self._connect_timeout if connect_timeout is None else connect_timeout, timeout),
             proxies=self._proxies,
             allow_redirects=False,
             stream=True,  # read below, bounded
@@ -397,7 +449,9 @@ class LongPollTransport:
             cert=None,
         )
         try:
-            return _Answer(response.status_code, _read_bounded(response, self._body_limit))
+            return _Answer(
+                response.status_code, _read_bounded(response, self._body_limit), response.headers.get("location")
+            )
         except _BodyTooLargeError:
             response.close()  # the rest is never read: the connection is not reused
             raise
@@ -623,6 +677,7 @@ class _Answer(NamedTuple):
 
     status_code: int
     content: bytes
+    location: str | None = None
 
 
 class _BodyTooLargeError(Exception):

@@ -39,6 +39,7 @@ from typing import Any, Callable, Protocol
 from maxsdk._runtime.deflate import Deflate, DeflateSession, negotiate
 from maxsdk._runtime.handshake import ConnectAttempt, open_upgraded
 from maxsdk._runtime.handshake import describe_network_error as _describe
+from maxsdk.endpoint import redact_url
 from maxsdk.errors import ConnectFailedError, ConnectionLostError, MessageTooLargeError, RemoteProtocolError
 from maxsdk.protocol.handler import WebSocketPing
 
@@ -125,6 +126,8 @@ class TransportOptions:
             ``"socks5h"``, ``"socks4"``, ``"socks4a"`` (needs python-socks).
         compression: permessage-deflate settings to offer (``None``: no compression).
         attempt: lets another thread abort the attempt in progress.
+        follow_redirects: the most redirects to follow on the opening request
+            (``0``: none; rules in :mod:`maxsdk._runtime.redirects`).
 
     """
 
@@ -139,6 +142,7 @@ class TransportOptions:
     proxy_type: str = "http"
     compression: Deflate | None = None
     attempt: ConnectAttempt | None = None
+    follow_redirects: int = 0
 
 
 #: How long closing waits for a write in progress before skipping the close frame.
@@ -168,7 +172,10 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         proxy_scheme=options.proxy_type,
         attempt=options.attempt,
         redacted_url=redacted_url,
+        follow_redirects=options.follow_redirects,
     )
+    if upgraded.redirects:
+        redacted_url = redact_url(upgraded.url)
     sock = upgraded.sock
     deflate = None
     answer = upgraded.headers.get("sec-websocket-extensions")
@@ -247,6 +254,8 @@ class WebSocketTransport:
         self._sock = sock
         self._limit = max_message_size
         self._url = redacted_url
+        #: The URL this connection went to (after any followed redirects), redacted.
+        self.redacted_url = redacted_url
         self._buf = bytearray(initial)  # frames that arrived with the upgrade response
         self._pos = 0
         # One growing buffer for a fragmented message: no per-fragment objects, whatever their size.
