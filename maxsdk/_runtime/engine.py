@@ -78,6 +78,8 @@ frame_log = logging.getLogger("maxsdk.frames")
 _ids = itertools.count(1)
 _CONTROL_EVENTS = frozenset({"phx_join", "phx_leave", "heartbeat"})
 _monotonic = time.monotonic
+#: The most messages the reader takes from the transport's buffer at a time.
+_BATCH = 128
 
 
 class _Notice(NamedTuple):
@@ -870,8 +872,17 @@ class Engine:
         return code, closing_reason
 
     def _read_loop(self, transport: Transport) -> tuple[int | None, str]:
-        """Read and route frames until the connection ends."""
+        """Read and route frames until the connection ends.
+
+        A transport with ``recv_many`` hands over every complete message its
+        buffer holds (one read from the socket often brings hundreds): they
+        are decoded together, routed in order under one hold of the lock, and
+        the deadlines, completions and writes they cause are acted on once per
+        batch. A batch never holds more than the room left in the dispatch
+        total, so the ``block`` policy's bound on queued events is unchanged.
+        """
         recv = transport.recv
+        recv_many: Callable[[int], list[tuple[int, Any]]] | None = getattr(transport, "recv_many", None)
         session = self._session
         receive = session.receive
         decode_text = self.driver.decode_text
@@ -887,7 +898,11 @@ class Engine:
         debug = frame_log.isEnabledFor(logging.DEBUG)
         while True:
             try:
-                kind, data = recv()
+                if recv_many is None:
+                    batch = [recv()]
+                else:
+                    room = total_size - (dispatcher.submitted - dispatcher.handled)
+                    batch = recv_many(_BATCH if room >= _BATCH else room if room > 1 else 1)
             except RemoteProtocolError as exc:  # too large, or text that is not UTF-8: the frame is skipped
                 log.warning("%s: %s; frame dropped", self.name, exc)
                 with lock:
@@ -895,29 +910,45 @@ class Engine:
                 continue
             except ConnectionLostError as exc:
                 return exc.code, exc.reason or str(exc)
-            self.frames_in += 1
+            kind, data = batch[0]
             if kind != TEXT and kind != BINARY:
+                self.frames_in += 1
                 code, reason = data
                 return code, reason
-            self.bytes_in += len(data)
-            if debug:
-                frame_log.debug("%s << %s", self.name, _excerpt(data))
-            try:
-                message = decode_text(data) if kind == TEXT else decode_binary(data)
-            except RemoteProtocolError as exc:
-                log.warning("%s: dropped a malformed frame: %s", self.name, exc)
-                with lock:
-                    session.protocol_error(exc)
-                continue
+            self.frames_in += len(batch)
+            messages: list[Any] = []
+            errors: list[RemoteProtocolError] | None = None
+            nbytes = 0
+            for kind, data in batch:
+                nbytes += len(data)
+                if debug:
+                    frame_log.debug("%s << %s", self.name, _excerpt(data))
+                try:
+                    messages.append(decode_text(data) if kind == TEXT else decode_binary(data))
+                except RemoteProtocolError as exc:
+                    messages.append(exc)  # reported in its place, in order
+                    errors = [exc] if errors is None else [*errors, exc]
+            self.bytes_in += nbytes
             now = _monotonic()
             with lock:
                 session.emit_raw = bool(raw_receivers) and raw_signal.has_receivers_for(owner)
-                receive(message, now)
+                if errors is None:
+                    for message in messages:
+                        receive(message, now)
+                else:
+                    for message in messages:
+                        if isinstance(message, RemoteProtocolError):
+                            session.protocol_error(message)
+                        else:
+                            receive(message, now)
                 if session.completions or session.followups:
                     completions, rejoins = session.take_output()
                 else:
                     completions = rejoins = None
                 new_deadline = session.take_new_deadline()
+            if errors is not None:
+                for error in errors:
+                    log.warning("%s: dropped a malformed frame: %s", self.name, error)
             if new_deadline < timer.target:
                 timer.poke_if_earlier(new_deadline)
             if completions:

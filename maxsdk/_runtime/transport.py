@@ -564,6 +564,47 @@ class WebSocketTransport:
                 continue
             raise self._fatal(f"unknown opcode {opcode:#x}")
 
+    def recv_many(self, limit: int = 128) -> list[tuple[int, Any]]:
+        """Block for the next message (as :meth:`recv`), then add the complete text
+        messages already buffered behind it, up to ``limit`` in all, in order.
+
+        The batch stops before any frame that is not a final, unmasked,
+        uncompressed text frame of at most 65,535 bytes within
+        ``max_message_size`` and valid UTF-8: the next call's :meth:`recv`
+        handles it (and raises for it) as always. A close ends a batch.
+        """
+        first = self.recv()
+        if first[0] == CLOSE or self._fragment_opcode or self._skipping_message:
+            return [first]
+        batch = [first]
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        limit_size = self._limit
+        view = memoryview(buf)
+        try:
+            while len(batch) < limit and size - pos >= 2 and buf[pos] == 0x81:  # FIN, text, no RSV bits
+                length = buf[pos + 1]  # the mask bit is 0: the length itself
+                if length < 126:
+                    start = pos + 2
+                elif length == 126 and size - pos >= 4:
+                    length = _unpack_16(buf, pos + 2)[0]
+                    start = pos + 4
+                else:
+                    break  # masked, 64-bit length, or a header cut short
+                end = start + length
+                if end > size or (limit_size is not None and length > limit_size):
+                    break
+                try:
+                    batch.append((TEXT, str(view[start:end], "utf-8")))
+                except UnicodeDecodeError:
+                    break
+                pos = end
+        finally:
+            view.release()  # the buffer must stay resizable for the next read
+        self._pos = pos
+        return batch
+
     def _skip(self, header: int, length: int) -> None:
         """Discard a frame without holding more than one read of it in memory."""
         remaining = header + length

@@ -182,3 +182,87 @@ def test_bounded_writes_to_a_peer_that_stops_reading_come_back_short_and_finish_
         transport.abort()
         theirs.close()
     assert transport._nonblocking is not None and transport._nonblocking.fileno() == -1  # closed with it
+
+
+def _mixed_stream(seed: int) -> bytes:
+    """Frames of every kind the reader takes apart, in a seeded random order, then a close."""
+    import random
+
+    rng = random.Random(seed)
+    frames = []
+    for n in range(400):
+        pick = rng.random()
+        size = rng.choice([0, 1, 50, 125, 126, 127, 1000, 65535, 65536, 70000, 80000])
+        body = f'["1",null,"t","e",{n}]'.encode().ljust(size, b" ") if size >= 30 else f"[{n}]".encode()
+        if pick < 0.6:
+            frames.append(frame(body))
+        elif pick < 0.7:
+            frames.append(frame(bytes([n % 256]) * 3, BINARY))
+        elif pick < 0.75:
+            frames.append(frame(b"hb", 0x9))  # a ping (answered, not returned)
+        elif pick < 0.8:
+            frames.append(frame(b"\xff\xfe" + body))  # not UTF-8: reported, then the stream goes on
+        elif pick < 0.85:
+            frames.append(frame(b"x" * 75000))  # over max_message_size: skipped unbuffered, reported
+        else:
+            frames.append(frame(body[:10], TEXT, fin=False) + frame(b"hb", 0x9) + frame(body[10:], 0x0))
+    return b"".join(frames) + frame(struct.pack("!H", 1000), CLOSE)
+
+
+def _events(read) -> list:
+    events = []
+    while True:
+        try:
+            batch = read()
+        except (RemoteProtocolError, MessageTooLargeError) as exc:
+            events.append(("error", type(exc).__name__))
+            continue
+        for kind, data in batch:
+            events.append((kind, data))
+            if kind == CLOSE:
+                return events
+
+
+def _read_all(wire: bytes, limit: int | None) -> tuple[list, list[int]]:
+    """Feed ``wire`` to a transport; read it with recv() (``limit=None``) or recv_many(limit)."""
+    ours, theirs = socket.socketpair()
+    transport = WebSocketTransport(ours, 70000, "ws://test/socket/websocket")
+    sender = threading.Thread(target=theirs.sendall, args=(wire,))
+
+    def drain() -> None:  # pongs and our close frame
+        while theirs.recv(65536):
+            pass
+
+    drainer = threading.Thread(target=drain)
+    sender.start()
+    drainer.start()
+    sizes: list[int] = []
+
+    def read() -> list:
+        if limit is None:
+            return [transport.recv()]
+        batch = transport.recv_many(limit)
+        sizes.append(len(batch))
+        return batch
+
+    try:
+        return _events(read), sizes
+    finally:
+        sender.join(30)
+        transport.abort()
+        theirs.shutdown(socket.SHUT_RDWR)
+        drainer.join(30)
+        theirs.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("limit", [1, 7, 128])
+def test_batched_reads_return_exactly_what_single_reads_do_in_the_same_order(seed, limit):
+    wire = _mixed_stream(seed)
+    single, _ = _read_all(wire, None)
+    batched, sizes = _read_all(wire, limit)
+    assert batched == single
+    assert sum(1 for e in single if e[0] == "error") > 0 and sum(1 for e in single if e[0] == TEXT) > 100
+    assert max(sizes) <= limit
+    if limit > 1:
+        assert max(sizes) > 1, "several buffered messages came in one batch"

@@ -14,7 +14,7 @@ Decoding never raises anything but :class:`~maxsdk.errors.RemoteProtocolError`.
 from __future__ import annotations
 
 import json
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from maxsdk.errors import LocalProtocolError, RemoteProtocolError
 from maxsdk.protocol.phoenix.message import PHX_CLOSE, PHX_ERROR, PHX_REPLY, Message
@@ -33,6 +33,13 @@ EncodedPayload = Union[str, bytes]
 _quote = json.encoder.encode_basestring  # C-accelerated, no ASCII escaping
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _loads = json.loads
+#: The C scanner behind json.loads, called directly: json.loads adds two Python-level
+#: calls and two whitespace regex matches per frame. A frame it cannot take whole
+#: (surrounding whitespace, trailing data, an error) goes through json.loads, so the
+#: result and the error are json.loads's.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+#: Builds a Message from a 5-tuple in one C call (the NamedTuple's __new__ is a Python lambda).
+_new_message = tuple.__new__
 
 # Binary frame kinds (reference §2.4).
 KIND_PUSH = 0
@@ -144,12 +151,25 @@ class V2JSONSerializer(Serializer):
     def decode_text(self, data: str | bytes) -> Message:
         """Decode a JSON array of at least five elements (extra elements are ignored)."""
         try:
-            value = _loads(data)
+            value, end = _scan(data, 0) if type(data) is str else (None, -1)
+            if end != len(data):
+                value = _loads(data)
+        except StopIteration:  # no value at 0 (leading whitespace): json.loads decides
+            value = _decode_slowly(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
             raise RemoteProtocolError(f"frame is not valid JSON: {exc}", frame=data) from None
         if type(value) is not list or len(value) < 5:
             raise RemoteProtocolError("V2 frame is not an array of 5 elements", frame=data)
         join_ref, ref, topic, event, payload = value[0], value[1], value[2], value[3], value[4]
+        # The common frame, checked inline (no call): string refs or null, not a reply.
+        if (
+            type(topic) is str
+            and type(event) is str
+            and (type(join_ref) is str or join_ref is None)
+            and (type(ref) is str or ref is None)
+            and event != PHX_REPLY
+        ):
+            return _new_message(Message, (join_ref, ref, topic, event, payload))
         return _checked(join_ref, ref, topic, event, payload, data)
 
     def decode_binary(self, data: bytes) -> Message:
@@ -202,6 +222,13 @@ class V1JSONSerializer(Serializer):
         if join_ref is None and event in (PHX_CLOSE, PHX_ERROR):
             join_ref = ref
         return _checked(join_ref, ref, topic, event, payload, data)
+
+
+def _decode_slowly(data: str | bytes) -> Any:
+    try:
+        return _loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"frame is not valid JSON: {exc}", frame=data) from None
 
 
 def _checked(join_ref: Any, ref: Any, topic: Any, event: Any, payload: Any, data: str | bytes) -> Message:

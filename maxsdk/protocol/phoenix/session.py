@@ -55,6 +55,7 @@ _EMPTY = "{}"
 #: How many times a heartbeat timeout is postponed because other frames keep arriving.
 _MAX_HEARTBEAT_EXTENSIONS = 3
 _S = ChannelState
+_new_tuple = tuple.__new__
 
 
 class PushKind(enum.Enum):
@@ -409,7 +410,8 @@ class PhoenixSession:
             elif event == PHX_ERROR:
                 self._server_error(ch, msg, now)
             elif ch.state is not _S.LEAVING and ch.state is not _S.CLOSED:
-                self._emit(ChannelMessage(ch.owner, msg, ch.join_ref))
+                # tuple.__new__: one C call instead of the NamedTuple's Python-level __new__.
+                self._emit(_new_tuple(ChannelMessage, (ch.owner, msg, ch.join_ref)))
 
     def protocol_error(self, error: RemoteProtocolError) -> None:
         """Count a frame that could not be decoded and report it."""
