@@ -684,7 +684,7 @@ class Engine:
             try:
                 transport = self._open()
                 if self._stop.is_set():  # close() came while the upgrade was finishing
-                    transport.abort()
+                    transport.release()
                     return "stopped"
             except MaxsdkError as exc:
                 self._last_error = exc
@@ -851,10 +851,13 @@ class Engine:
             self._timer.poke()  # the failback check runs in a tick
         else:
             self._poke_timer(new_deadline)  # the heartbeat (a tick now would find nothing due)
-        code, reason = self._read_loop(transport)
-        transport.abort()  # first: it fails a write stuck on this connection, which frees _send_lock
-        with self._send_lock:
-            self._transport = None
+        try:
+            code, reason = self._read_loop(transport)
+        finally:
+            transport.abort()  # first: it fails a write stuck on this connection, which frees _send_lock
+            with self._send_lock:
+                self._transport = None
+            transport.release()  # here, on the reader: nobody reads or writes this socket any more
         with self._lock:
             closing_reason = self._session.close_request or reason
             self._session.connection_closed(_monotonic(), "connection_closed")

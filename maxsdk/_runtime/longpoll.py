@@ -421,6 +421,10 @@ class LongPollTransport:
         except Exception:  # best effort release
             log.debug("closing the long-poll HTTP session failed", exc_info=True)
 
+    def release(self) -> None:
+        """The reader is done with the session: the same as :meth:`abort` (idempotent)."""
+        self.abort()
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _request(

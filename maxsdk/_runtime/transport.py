@@ -94,7 +94,10 @@ class Transport(Protocol):
         """Start a clean close (sends a close frame); never raises."""
 
     def abort(self) -> None:
-        """Drop the connection at once, waking a blocked :meth:`recv`; never raises."""
+        """Drop the connection at once, waking a blocked :meth:`recv`; never raises (any thread)."""
+
+    def release(self) -> None:
+        """Free the connection's resources; the reader calls it once it stopped reading."""
 
 
 class BatchingTransport(Transport, Protocol):
@@ -396,20 +399,33 @@ class WebSocketTransport:
         self._send_control(payload, CLOSE, wait=_CLOSE_FRAME_WAIT)
 
     def abort(self) -> None:
-        """Shut the socket down (waking the reader) and release it."""
+        """Shut the socket down, waking the reader and any blocked write; never raises.
+
+        The descriptor stays open until :meth:`release`: closing it here, from
+        another thread, could let a new socket reuse its number while the
+        reader is between reading the number and entering ``recv()``, and the
+        reader would then wait on somebody else's connection for good.
+        """
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        if self._nonblocking is not None:
+
+    def release(self) -> None:
+        """Close the socket; called by the reader once its read loop ended (after :meth:`abort`)."""
+        self.abort()
+        # Writers (heartbeats, close frames, a stuck writer) hold the write lock; after the
+        # shutdown they fail at once. If one still holds it, the socket is left to the GC.
+        if self._write_lock.acquire(timeout=1.0):
             try:
-                self._nonblocking.close()
-            except OSError:
-                pass
+                for sock in (self._sock, self._nonblocking):
+                    if sock is not None:
+                        try:
+                            sock.close()
+                        except OSError:
+                            pass
+            finally:
+                self._write_lock.release()
 
     # -- receiving ----------------------------------------------------------------
 

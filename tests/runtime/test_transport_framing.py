@@ -48,7 +48,7 @@ def pair():
     ours, theirs = socket.socketpair()
     transport = WebSocketTransport(ours, 1000, "ws://test/socket/websocket")
     yield transport, theirs, None
-    transport.abort()
+    transport.release()
     theirs.close()
 
 
@@ -179,7 +179,7 @@ def test_bounded_writes_to_a_peer_that_stops_reading_come_back_short_and_finish_
         assert not transport._partial
         assert client_frames(bytes(received)) == [(TEXT, b"[1]"), (BINARY, b"x" * (8 * 1024 * 1024))]
     finally:
-        transport.abort()
+        transport.release()
         theirs.close()
     assert transport._nonblocking is not None and transport._nonblocking.fileno() == -1  # closed with it
 
@@ -249,7 +249,7 @@ def _read_all(wire: bytes, limit: int | None) -> tuple[list, list[int]]:
         return _events(read), sizes
     finally:
         sender.join(30)
-        transport.abort()
+        transport.release()
         theirs.shutdown(socket.SHUT_RDWR)
         drainer.join(30)
         theirs.close()
@@ -266,3 +266,31 @@ def test_batched_reads_return_exactly_what_single_reads_do_in_the_same_order(see
     assert max(sizes) <= limit
     if limit > 1:
         assert max(sizes) > 1, "several buffered messages came in one batch"
+
+
+def test_abort_wakes_a_blocked_reader_and_keeps_the_descriptor_until_the_reader_releases_it(pair):
+    """Closing the descriptor from another thread would let a new socket take its number under the reader."""
+    transport, _, _ = pair
+    fileno = transport._sock.fileno()
+    woke: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            transport.recv()
+        except BaseException as exc:
+            woke.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    transport.abort()
+    reader.join(5)
+    assert not reader.is_alive() and isinstance(woke[0], ConnectionLostError)
+    assert transport._sock.fileno() == fileno, "abort() shuts the socket down but leaves the descriptor"
+    newcomer = socket.socket()
+    try:
+        assert newcomer.fileno() != fileno, "the number is still ours: no other socket can take it"
+    finally:
+        newcomer.close()
+    transport.release()
+    assert transport._sock.fileno() == -1
+    transport.release()  # idempotent
