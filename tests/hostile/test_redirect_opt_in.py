@@ -26,6 +26,7 @@ from maxsdk._runtime.transport import TransportOptions, open_websocket
 from maxsdk.endpoint import redact_url
 from tests.security.rawlongpoll import RawLongPollServer
 from tests.support.rawserver import RawConnection, RawServer
+from tests.support.socks5 import Socks5Proxy
 from tests.tls.conftest import TLSFront
 
 pytestmark = pytest.mark.timeout(60)
@@ -274,6 +275,46 @@ def test_one_connect_timeout_covers_every_hop() -> None:
         elapsed = time.monotonic() - started
         assert 2 <= len(server.heads) <= 5
     assert elapsed < 1.8, f"{elapsed:.2f} s for a 1 s connect_timeout"
+
+
+def test_every_hop_goes_through_the_proxy() -> None:
+    proxy = Socks5Proxy()
+    try:
+        with Recorder(accept) as other, Recorder(redirect(f"{other.url}/socket/websocket")) as first:
+            client = maxsdk.Client(first.url + "/socket", follow_redirects=1, proxy=f"socks5://{proxy.address}")
+            try:
+                client.connect(timeout=5)
+            finally:
+                client.close()
+        assert [(r.host, r.port) for r in proxy.wait_requests(2)] == [
+            ("127.0.0.1", first.port),
+            ("127.0.0.1", other.port),
+        ]
+    finally:
+        proxy.stop()
+
+
+def test_close_aborts_an_attempt_that_is_following_redirects() -> None:
+    peer_saw_eof = threading.Event()
+
+    def stall(conn: RawConnection, number: int) -> None:
+        conn.sock.settimeout(10)
+        try:
+            if not conn.sock.recv(1):
+                peer_saw_eof.set()
+        except OSError:
+            peer_saw_eof.set()
+
+    with Recorder(stall) as stalled, Recorder(redirect(f"{stalled.url}/socket/websocket")) as first:
+        client = maxsdk.Client(first.url + "/socket", follow_redirects=3, connect_timeout=30, close_timeout=1.0)
+        client.connect_nowait()
+        assert stalled.wait_for_requests(1), "the redirect was not followed"
+        started = time.monotonic()
+        client.close()
+        assert time.monotonic() - started < 1.5
+        assert peer_saw_eof.wait(5), "the second hop's socket stayed open"
+    assert client.state is maxsdk.ConnectionState.CLOSED
+    assert not [t for t in client.threads if t.is_alive()]
 
 
 # -- TLS: wss stays wss ---------------------------------------------------------------------------------------
