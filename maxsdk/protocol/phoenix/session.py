@@ -56,6 +56,8 @@ _EMPTY = "{}"
 _MAX_HEARTBEAT_EXTENSIONS = 3
 _S = ChannelState
 _new_tuple = tuple.__new__
+# Module constants for the per-message checks: an Enum member lookup costs ~90 ns on 3.11.
+_LEAVING, _CLOSED, _JOINED = _S.LEAVING, _S.CLOSED, _S.JOINED
 
 
 class PushKind(enum.Enum):
@@ -342,9 +344,9 @@ class PhoenixSession:
             CapacityError: ``max_pending`` pushes are already waiting.
 
         """
-        if ch.state is _S.CLOSED or ch.state is _S.LEAVING:
+        if ch.state is _CLOSED or ch.state is _LEAVING:
             raise ChannelClosedError(f"cannot push to {ch.topic!r}: channel is {ch.state}", topic=ch.topic)
-        if not buffer and not (self.connected and ch.state is _S.JOINED):
+        if not buffer and not (self.connected and ch.state is _JOINED):
             raise ChannelClosedError(f"{ch.topic!r} is not joined now ({ch.state})", topic=ch.topic)
         if event in RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is reserved; use join()/leave()")
@@ -355,7 +357,7 @@ class PhoenixSession:
         entry = _Pending(ref, PushKind.PUSH, ch, ch.topic, event, payload, waiter)
         self._pending[ref] = entry
         self._deadlines.set(("push", ref), now + timeout)
-        if self.connected and ch.state is _S.JOINED:
+        if self.connected and ch.state is _JOINED:
             self._send_entry(entry, ch.join_ref)
         else:
             ch.buffer.append(ref)
@@ -409,7 +411,7 @@ class PhoenixSession:
                 self._server_close(ch, msg)
             elif event == PHX_ERROR:
                 self._server_error(ch, msg, now)
-            elif ch.state is not _S.LEAVING and ch.state is not _S.CLOSED:
+            elif ch.state is not _LEAVING and ch.state is not _CLOSED:
                 # tuple.__new__: one C call instead of the NamedTuple's Python-level __new__.
                 self._emit(_new_tuple(ChannelMessage, (ch.owner, msg, ch.join_ref)))
 
