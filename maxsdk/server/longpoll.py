@@ -170,6 +170,11 @@ class LongPollTransport:
                 self._polls -= 1
                 self.last_poll = time.monotonic()
 
+    def wait_buffered(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` frames wait for the next poll; ``False`` on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._buffer) >= count, timeout)
+
     def idle_for(self, now: float) -> float:
         """Seconds since the last poll ended, or 0 while one is waiting."""
         with self._cond:

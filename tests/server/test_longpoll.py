@@ -535,6 +535,11 @@ def test_longpoll_transcript_replays(make_server: ServerFactory) -> None:
             if "token=SFMyNTY" in query:  # the recorded session token: use ours
                 assert token is not None
                 query = re.sub(r"token=SFMyNTY\S*", "token=" + token, query)
+            expected = json.loads(exchange.response).get("messages") or []
+            if exchange.method == "GET" and token is not None and expected:
+                # A poll answers with what is buffered when it arrives; the recording's poll came
+                # after the server had queued all of these (a join reply, then after-join pushes).
+                _wait_for_buffered(server, len(expected))
             response = http.request(
                 exchange.method,
                 f"{server.longpoll_url}?{query}",
@@ -550,6 +555,12 @@ def test_longpoll_transcript_replays(make_server: ServerFactory) -> None:
                 token = body["token"]
     finally:
         http.close()
+
+
+def _wait_for_buffered(server: Any, count: int, timeout: float = 10.0) -> None:
+    """Wait until the (one) long-poll session holds ``count`` frames for its next poll."""
+    (session,) = server._listener.hub.transports()
+    assert session.wait_buffered(count, timeout), f"the server did not queue {count} frames in {timeout} s"
 
 
 def _ok(response: Any) -> dict[str, Any]:
