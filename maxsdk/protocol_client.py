@@ -189,7 +189,13 @@ class ProtocolClient(HandlerEvents, ClientBase):
         timeout = self.config.connect_timeout if timeout is None else check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         self.connect_nowait()
-        self._engine.wait_connected(timeout)
+        try:
+            self._engine.wait_connected(timeout)
+        except ClientClosedError:
+            # The refusal can be handled (and the loop stopped) before this thread saw "connected".
+            if self._auth_error is not None:
+                raise self._auth_error from None
+            raise
         waiter = PendingCall(self._engine, "connect", timeout, self.error_converter)
         self._engine.run(lambda session, now: session.add_ready_waiter(waiter))
         try:

@@ -258,6 +258,7 @@ class HandlerSession:
         self._auth_id: RequestId | None = None
         self._ready_waiters: list[Any] = []
         self._auth_failed = False
+        self._auth_refusal: Any = None  # what the server answered to the refused auth message
         self._ping_id: RequestId | None = None
         self._ping_sent_at = 0.0
         self._ping_waiters: list[Any] = []
@@ -317,6 +318,7 @@ class HandlerSession:
         self.ready = False
         self.close_request = None
         self._auth_failed = False
+        self._auth_refusal = None
         self._last_received = now
         self._pong_extensions = 0
         self._ping_id = None
@@ -380,7 +382,7 @@ class HandlerSession:
         if self.ready:
             self.completions.append((waiter, RequestOutcome("ok", None, None, "connect", None)))
         elif self._auth_failed:
-            self.completions.append((waiter, RequestOutcome("auth_failed", None, None, "connect", None)))
+            self.completions.append((waiter, RequestOutcome("auth_failed", None, self._auth_refusal, "connect", None)))
         else:
             self._ready_waiters.append(waiter)
 
@@ -731,6 +733,7 @@ class HandlerSession:
             return True
         self._auth_failed = True
         response = incoming.error if incoming.error is not None else incoming.data
+        self._auth_refusal = response
         self._emit(Authenticated(False, response))
         for waiter in self._ready_waiters:
             self.completions.append((waiter, RequestOutcome("auth_failed", None, response, "connect", None)))

@@ -386,6 +386,20 @@ def test_a_refused_auth_fails_every_wait() -> None:
     assert h.done[ready].status == "auth_failed" and h.done[call].status == "auth_failed"
     assert h.events(Authenticated) == [Authenticated(False, {"code": 401, "message": "invalid credentials"})]
     assert h.sent() == []
+    assert h.done[ready].error == {"code": 401, "message": "invalid credentials"}
+
+
+def test_a_wait_added_after_the_refusal_gets_the_servers_answer_too() -> None:
+    h = feed_harness()
+    h.session.credentials = {"token": "wrong"}
+    h.open()
+    [auth] = h.sent()
+    h.feed({"id": auth["id"], "error": {"code": 401, "message": "invalid credentials"}})
+    late = Waiter("late")
+    h.session.add_ready_waiter(late)
+    h.drain()
+    assert h.done[late].status == "auth_failed"
+    assert h.done[late].error == {"code": 401, "message": "invalid credentials"}
 
 
 # -- malformed and unmatched input -------------------------------------------------------------------------
