@@ -1015,10 +1015,14 @@ class Engine:
         """Call user code; report (never propagate) its exceptions."""
         try:
             fn(*args, **(kwargs or {}))
-        except Exception as exc:
-            log.exception("%s: handler %r failed while handling %s", self.name, fn, context)
-            if context != "handler_failed":
-                self.send_signal(signals.handler_failed, handler=fn, error=exc, context=context)
+        except Exception as exc:  # noqa: BLE001 - user code: logged and signalled
+            self.handler_failed(fn, exc, context)
+
+    def handler_failed(self, fn: Callable[..., Any], error: Exception, context: str) -> None:
+        """Report user code that raised (call it in the ``except`` block: the traceback is logged)."""
+        log.exception("%s: handler %r failed while handling %s", self.name, fn, context)
+        if context != "handler_failed":
+            self.send_signal(signals.handler_failed, handler=fn, error=error, context=context)
 
     # -- diagnostics -------------------------------------------------------------------------------------
 
