@@ -81,6 +81,10 @@ _monotonic = time.monotonic
 #: The most messages the reader takes from the transport's buffer at a time.
 _BATCH = 128
 
+#: Seconds of ``close_timeout`` kept back from leaving channels for the teardown (the
+#: close frame's bounded wait, the reader's join), so close() returns within its timeout.
+_TEARDOWN_RESERVE = 0.4
+
 
 class _Notice(NamedTuple):
     """A connection-level event for the dispatcher (never dropped)."""
@@ -310,8 +314,12 @@ class Engine:
             if self._helpers_running or self._loop_active:
                 self._set_state(ConnectionState.CLOSING, "closing")
             if connected:
+                # Leaving gracefully may take what is left once the teardown's share is kept
+                # back: against a peer that reads nothing, the close frame's wait and the
+                # reader's join still fit in ``timeout``.
+                graceful = deadline - min(_TEARDOWN_RESERVE, timeout / 3)
                 try:
-                    self.driver.before_close(self, deadline)
+                    self.driver.before_close(self, graceful)
                 except Exception:
                     log.exception("%s: error while closing gracefully", self.name)
             self._stop_loop(deadline)
@@ -332,7 +340,9 @@ class Engine:
             transport.close(1000, "client closing")
         reader = self._reader_thread
         if reader is not None and reader is not threading.current_thread() and reader.is_alive():
-            reader.join(max(0.05, min(1.0, deadline - _monotonic())))
+            # The server's answer to the close frame ends the reader; without it, abort a
+            # little before the deadline so the reader is gone by then.
+            reader.join(max(0.05, min(1.0, deadline - _monotonic() - 0.05)))
             if reader.is_alive():
                 transport = self._transport
                 if transport is not None:

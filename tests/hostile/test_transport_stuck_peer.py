@@ -59,7 +59,9 @@ def test_push_with_a_timeout_returns_in_time_while_the_peer_reads_nothing() -> N
             started = time.monotonic()
             client.close()
             closed_in = time.monotonic() - started
-        assert closed_in < 1.0 + 1.0, f"close() took {closed_in:.2f} s against a stuck peer"
+        # close_timeout is 1 s: leaving, the close frame and the joins all fit in it (the
+        # margin is for thread scheduling only; it took 1.3 s when leaving used the whole budget).
+        assert closed_in < 1.0 + 0.15, f"close() took {closed_in:.2f} s against a stuck peer"
         assert client.state is maxsdk.ConnectionState.CLOSED
         assert not [t for t in client.threads if t.is_alive()]
 
