@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maxsdk.protocol.jsonfeed import JsonFeedProtocol, JsonFormat
+from maxsdk.protocol.jsonfeed import NO_CREDENTIALS, JsonFeedProtocol, JsonFormat
 from maxsdk.protocol_client import ProtocolClient
 
 __all__ = ["JsonClient"]
@@ -36,6 +36,9 @@ class JsonClient(ProtocolClient):
             ``timeout``, ``ping_interval``, ``reconnect``, ``resubscribe``,
             ``subscribe_batch_size``, ``max_pending_requests``, TLS, ``name``...).
 
+    With ``format.handshake``, the ``auth_op`` message greets the server on
+    every connection, with the ``auth`` credentials if any.
+
     Requests (:meth:`request`) need ``format.id_field``; server errors raise
     :class:`~maxsdk.RpcError` (``code`` and ``message`` read from an error
     object when it has them). A refused subscription raises
@@ -45,4 +48,17 @@ class JsonClient(ProtocolClient):
 
     def __init__(self, url: str, *, format: JsonFormat | None = None, **options: Any) -> None:
         self.format = format or JsonFormat()
+        if self.format.handshake:
+            options["auth"] = _handshake_credentials(options.get("auth"))
         super().__init__(url, JsonFeedProtocol(self.format), **options)
+
+
+def _handshake_credentials(auth: Any) -> Any:
+    """Credentials that are never ``None``, so the handshake goes out on every connection."""
+    if callable(auth):
+        return lambda: _or_none_marker(auth())
+    return _or_none_marker(auth)
+
+
+def _or_none_marker(credentials: Any) -> Any:
+    return NO_CREDENTIALS if credentials is None else credentials

@@ -11,8 +11,11 @@ Many exchange, market-data and IoT feeds speak a variant of one shape::
 :class:`JsonFormat` names the fields and operations of one such feed and
 :class:`JsonFeedProtocol` is the :class:`~maxsdk.protocol.handler.ProtocolHandler`
 built from it. Patterns (``pong``, ``server_ping``, ``reconnect``,
-``subscribed``, ``subscribe_error``...) are mappings that a message matches
-when it has every one of their key/value pairs.
+``subscribed``, ``subscribe_error``, ``update``...) are mappings that a
+message matches when it has every one of their key/value pairs. The topic and
+data fields may be paths into nested objects (``("params", "channel")``), and
+a feed that names subscriptions by server-assigned ids (``eth_subscribe``
+style) sets ``subscription_key="result"``.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from maxsdk.protocol.handler import (
 )
 from maxsdk.protocol.jsonrpc import encode_json
 
-__all__ = ["JsonFeedProtocol", "JsonFormat"]
+__all__ = ["NO_CREDENTIALS", "FieldPath", "JsonFeedProtocol", "JsonFormat"]
 
 Pattern = Mapping[str, Any]
+#: A field name, or a path of names into nested objects.
+FieldPath = str | tuple[str, ...]
 
 _REPLY = FrameKind.REPLY
 _UPDATE = FrameKind.UPDATE
@@ -52,14 +57,24 @@ class JsonFormat:
             does not correlate, so requests and reply confirmations are unavailable).
         op_field: the field naming an operation in client messages.
         args_field: the field carrying an operation's arguments.
-        topic_field: the field naming the topic of an update.
-        data_field: the field carrying an update's data (``None``: the whole message).
+        topic_field: the field naming the topic of an update, or a path
+            into nested objects (``("params", "channel")``).
+        data_field: the field (or path) carrying an update's data
+            (``None``: the whole message).
+        update: a pattern that updates also match (``{"type": "pub"}``):
+            other messages with a topic field are not updates (``None``:
+            every message with a topic field is one).
         result_field: the field of a successful reply's result (``None``: the whole reply).
         error_field: a field whose non-null value makes a reply an error.
         success_field: a boolean field that makes a reply an error when false.
         subscribe_op / unsubscribe_op: the operation names.
         topics_as: ``"list"`` (``args: [t1, t2]``, batched) or ``"string"``
             (``args: "t1"``, one topic per message).
+        subscription_key: what updates carry to name a subscription:
+            ``"topic"`` (its topic) or ``"result"`` (the id the subscribe
+            reply's result holds, as ``eth_subscribe`` answers; the
+            unsubscribe message then names that id, and each topic is
+            subscribed with its own message).
         subscription_confirmation: ``"reply"`` (a reply to the subscribe
             id), ``"control"`` (messages matching :attr:`subscribed` /
             :attr:`subscribe_error` naming the topic) or ``"none"``.
@@ -70,9 +85,15 @@ class JsonFormat:
         websocket_pings: with ``ping=None``, use WebSocket-level pings instead of none.
         server_ping: the pattern of a server's keepalive, answered with :attr:`pong_reply`.
         pong_reply: our answer to a server ping (``{"op": "pong"}``), or ``None``.
+        pong_id: give each answer to a server ping a fresh id (a string
+            ``"pong-N"``, for feeds that refuse a message without one).
         auth_op: the operation sent with the client's ``auth`` credentials as
             its args (with an id when the feed has one); success is a
             non-error reply, or a message matching :attr:`auth_ok`.
+        handshake: send the :attr:`auth_op` message on every connection,
+            even without credentials (then without args): for feeds that
+            must be greeted before anything else. A refusal stops
+            reconnecting, as a refused login does.
         auth_ok / auth_failed: patterns of an auth answer that carries no id.
         reconnect: the pattern of a "reconnect now" message (maintenance).
         max_batch: the most topics per subscribe message (``None``: no limit).
@@ -80,6 +101,11 @@ class JsonFormat:
         constant_fields: fields added to every message we send, e.g.
             ``{"jsonrpc": "2.0"}`` for a JSON-RPC-shaped feed (they never
             override the op, args or id fields).
+        op_fields: more fields for the messages of one operation
+            (``{"hello": {"version": "2"}}``), added after
+            :attr:`constant_fields`.
+        op_args_fields: the args field of one operation when it is not
+            :attr:`args_field` (``{"hello": "auth", "message": "message"}``).
 
     The default keepalive and reconnect messages (:attr:`ping`, :attr:`pong`,
     :attr:`server_ping`, :attr:`pong_reply`, :attr:`reconnect`) are written
@@ -92,14 +118,16 @@ class JsonFormat:
     id_field: str | None = "id"
     op_field: str = "op"
     args_field: str = "args"
-    topic_field: str = "topic"
-    data_field: str | None = "data"
+    topic_field: FieldPath = "topic"
+    data_field: FieldPath | None = "data"
+    update: Pattern | None = None
     result_field: str | None = "result"
     error_field: str | None = "error"
     success_field: str | None = None
     subscribe_op: str = "subscribe"
     unsubscribe_op: str | None = "unsubscribe"
     topics_as: Literal["list", "string"] = "list"
+    subscription_key: Literal["topic", "result"] = "topic"
     subscription_confirmation: Literal["reply", "control", "none"] = "reply"
     subscribed: Pattern | None = None
     subscribe_error: Pattern | None = None
@@ -108,13 +136,17 @@ class JsonFormat:
     websocket_pings: bool = False
     server_ping: Pattern | None = field(default_factory=lambda: _OpDefault("ping"))
     pong_reply: Pattern | None = field(default_factory=lambda: _OpDefault("pong"))
+    pong_id: bool = False
     auth_op: str | None = "auth"
+    handshake: bool = False
     auth_ok: Pattern | None = None
     auth_failed: Pattern | None = None
     reconnect: Pattern | None = field(default_factory=lambda: _OpDefault("reconnect"))
     max_batch: int | None = None
     string_ids: bool = False
     constant_fields: Mapping[str, Any] = field(default_factory=dict)
+    op_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    op_args_fields: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("ping", "pong", "server_ping", "pong_reply", "reconnect"):
@@ -132,6 +164,17 @@ class JsonFormat:
             encode_json(dict(self.constant_fields))
         except LocalProtocolError as exc:
             raise ConfigurationError(f"constant_fields must be JSON values: {exc}") from None
+        _check_op_fields(self)
+        for name in ("topic_field", "data_field"):
+            object.__setattr__(self, name, _check_path(name, getattr(self, name), name == "data_field"))
+        if self.update is not None and not isinstance(self.update, Mapping):
+            raise ConfigurationError("update must be a mapping (a message pattern) or None")
+        if self.subscription_key not in ("topic", "result"):
+            raise ConfigurationError("subscription_key must be 'topic' or 'result'")
+        if self.subscription_key == "result" and self.subscription_confirmation != "reply":
+            raise ConfigurationError("subscription_key='result' needs subscription_confirmation='reply'")
+        if self.handshake and self.auth_op is None:
+            raise ConfigurationError("handshake=True needs an auth_op (the greeting's operation)")
         if self.topics_as not in ("list", "string"):
             raise ConfigurationError("topics_as must be 'list' or 'string'")
         if self.subscription_confirmation not in ("reply", "control", "none"):
@@ -153,11 +196,14 @@ class JsonFeedProtocol(ProtocolHandler):
         self.format = fmt = fmt or JsonFormat()
         self.string_ids = fmt.string_ids
         self.subscription_confirmation = fmt.subscription_confirmation
-        self.max_subscribe_batch = 1 if fmt.topics_as == "string" else fmt.max_batch
+        one_per_message = fmt.topics_as == "string" or fmt.subscription_key == "result"
+        self.max_subscribe_batch = 1 if one_per_message else fmt.max_batch
         self.request_id_per_topic = False
         self._id = fmt.id_field
         self._topic = fmt.topic_field
         self._data = fmt.data_field
+        self._keys_from_result = fmt.subscription_key == "result"
+        self._pongs = 0
         # Patterns checked on every message that is neither a reply nor an update, in this order.
         self._patterns: list[tuple[Pattern, FrameKind, str]] = [
             (pattern, kind, label)
@@ -176,9 +222,11 @@ class JsonFeedProtocol(ProtocolHandler):
     def _op(self, op: str, args: Any, request_id: RequestId | None) -> str:
         fmt = self.format
         message: dict[str, Any] = dict(fmt.constant_fields) if fmt.constant_fields else {}
+        if fmt.op_fields:
+            message.update(fmt.op_fields.get(op, ()))
         message[fmt.op_field] = op
         if args is not None:
-            message[fmt.args_field] = args
+            message[fmt.op_args_fields.get(op, fmt.args_field) if fmt.op_args_fields else fmt.args_field] = args
         if request_id is not None and self._id is not None:
             message[self._id] = request_id
         return encode_json(message)
@@ -191,8 +239,11 @@ class JsonFeedProtocol(ProtocolHandler):
         """``{op: method, args: params}`` (no id)."""
         return self._op(method, params, None)
 
-    def _topics_args(self, topics: Sequence[TopicRef]) -> Any:
-        names = [ref.topic for ref in topics]
+    def _topics_args(self, topics: Sequence[TopicRef], *, keys: bool = False) -> Any:
+        if keys and self._keys_from_result:
+            names = [ref.key if ref.key is not None else ref.topic for ref in topics]
+        else:
+            names = [ref.topic for ref in topics]
         return names[0] if self.format.topics_as == "string" else names
 
     def subscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame:
@@ -200,16 +251,16 @@ class JsonFeedProtocol(ProtocolHandler):
         return self._op(self.format.subscribe_op, self._topics_args(topics), request_ids[0])
 
     def unsubscribe(self, request_ids: Sequence[RequestId], topics: Sequence[TopicRef]) -> Frame | None:
-        """``{op: unsubscribe_op, args: [topics...], id: ...}``, if the feed has one."""
+        """``{op: unsubscribe_op, args: [topics...], id: ...}`` (or the subscription ids), if the feed has one."""
         if self.format.unsubscribe_op is None:
             return None
-        return self._op(self.format.unsubscribe_op, self._topics_args(topics), request_ids[0])
+        return self._op(self.format.unsubscribe_op, self._topics_args(topics, keys=True), request_ids[0])
 
     def auth_message(self, request_id: RequestId, credentials: Any) -> Frame | None:
-        """``{op: auth_op, args: credentials, id: ...}``, if the feed has one."""
+        """``{op: auth_op, args: credentials, id: ...}``, if the feed has one (no args for a bare handshake)."""
         if self.format.auth_op is None:
             return None
-        return self._op(self.format.auth_op, credentials, request_id)
+        return self._op(self.format.auth_op, None if credentials is NO_CREDENTIALS else credentials, request_id)
 
     def auth_result(self, incoming: Incoming, request_id: RequestId) -> bool | None:
         """A reply to the auth id, or a message matching ``auth_ok`` / ``auth_failed``."""
@@ -231,7 +282,12 @@ class JsonFeedProtocol(ProtocolHandler):
         """The configured answer to a server ping."""
         fmt = self.format
         reply = fmt.pong_reply
-        return encode_json({**fmt.constant_fields, **reply}) if reply is not None else None
+        if reply is None:
+            return None
+        if fmt.pong_id and fmt.id_field is not None:
+            self._pongs += 1
+            return encode_json({**fmt.constant_fields, **reply, fmt.id_field: f"pong-{self._pongs}"})
+        return encode_json({**fmt.constant_fields, **reply})
 
     # -- incoming --------------------------------------------------------------------------
 
@@ -244,15 +300,24 @@ class JsonFeedProtocol(ProtocolHandler):
             request_id = message.get(id_field)
             if request_id is not None:
                 return self._reply(message, request_id)
-        topic = message.get(self._topic)
+        path = self._topic
+        topic = message.get(path) if isinstance(path, str) else _get(message, path)
         fmt = self.format
+        if type(topic) is int:
+            topic = str(topic)
         if topic is not None and type(topic) is str:
             if fmt.subscribed is not None and _matches(message, fmt.subscribed):
                 return Incoming(FrameKind.CONTROL, None, topic, "subscribed", None, message)
             if fmt.subscribe_error is not None and _matches(message, fmt.subscribe_error):
                 return Incoming(FrameKind.CONTROL, None, topic, "subscribe_error", message, message)
-            data_field = self._data
-            return Incoming(_UPDATE, None, topic, message.get(data_field) if data_field else message, None, message)
+            if fmt.update is None or _matches(message, fmt.update):
+                data_path = self._data
+                data: Any
+                if data_path is None:
+                    data = message
+                else:
+                    data = message.get(data_path) if isinstance(data_path, str) else _get(message, data_path)
+                return Incoming(_UPDATE, None, topic, data, None, message)
         for pattern, kind, label in self._patterns:
             if _matches(message, pattern):
                 return Incoming(kind, None, None, label, None, message)
@@ -272,6 +337,12 @@ class JsonFeedProtocol(ProtocolHandler):
         """A reply or control message: the error refuses, anything else confirms (key = topic)."""
         if incoming.kind is FrameKind.CONTROL and incoming.data == "subscribe_error":
             return [SubscribeResult(False, None, incoming.error) for _ in topics]
+        if self._keys_from_result and incoming.error is None:
+            # One topic per subscribe message: its reply's result is the id updates will carry.
+            key = incoming.data
+            if (type(key) is not str and type(key) is not int) or key == "":
+                return [SubscribeResult(False, None, {"message": f"not a subscription id: {key!r}"}) for _ in topics]
+            return [SubscribeResult(True, str(key)) for _ in topics]
         return super().subscribe_results(topics, incoming)
 
     def reconnect_reason(self, incoming: Incoming) -> str | None:
@@ -285,6 +356,64 @@ class _OpDefault(dict):  # type: ignore[type-arg]
     def __init__(self, op: str) -> None:
         super().__init__(op=op)
         self.op = op
+
+
+class _NoCredentials:
+    """The credentials of a handshake sent without any (see :attr:`JsonFormat.handshake`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_CREDENTIALS"
+
+
+#: Passed as the credentials when a handshake is sent without any.
+NO_CREDENTIALS: Any = _NoCredentials()
+
+
+def _check_path(name: str, value: Any, optional: bool) -> FieldPath | None:
+    """A field name or a non-empty tuple of names (a list is accepted and made a tuple)."""
+    if value is None and optional:
+        return None
+    if type(value) is str and value:
+        return value
+    if isinstance(value, (tuple, list)) and value and all(type(part) is str and part for part in value):
+        return tuple(value) if len(value) > 1 else value[0]
+    raise ConfigurationError(f"{name} must be a field name or a tuple of field names (a path)")
+
+
+def _check_op_fields(fmt: JsonFormat) -> None:
+    if not isinstance(fmt.op_fields, Mapping) or not all(
+        type(op) is str and isinstance(fields, Mapping) and all(type(k) is str for k in fields)
+        for op, fields in fmt.op_fields.items()
+    ):
+        raise ConfigurationError("op_fields must map operation names to mappings of field names to JSON values")
+    reserved = {fmt.op_field, fmt.id_field}
+    for op, fields in fmt.op_fields.items():
+        clash = reserved & set(fields)
+        if clash:
+            raise ConfigurationError(f"op_fields[{op!r}] cannot set {', '.join(sorted(map(str, clash)))}")
+        try:
+            encode_json(dict(fields))
+        except LocalProtocolError as exc:
+            raise ConfigurationError(f"op_fields[{op!r}] must hold JSON values: {exc}") from None
+    if not isinstance(fmt.op_args_fields, Mapping) or not all(
+        type(op) is str and type(name) is str and name for op, name in fmt.op_args_fields.items()
+    ):
+        raise ConfigurationError("op_args_fields must map operation names to field names")
+    clash = {fmt.op_field, fmt.id_field} & set(fmt.op_args_fields.values())
+    if clash:
+        raise ConfigurationError(f"op_args_fields cannot name {', '.join(sorted(map(str, clash)))}")
+
+
+def _get(message: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in nested objects, or ``None`` where one is missing or not an object."""
+    value: Any = message
+    for part in path:
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
 
 
 def _matches(message: Mapping[str, Any], pattern: Pattern) -> bool:
