@@ -21,7 +21,7 @@ style) sets ``subscription_key="result"``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +67,10 @@ class JsonFormat:
         result_field: the field of a successful reply's result (``None``: the whole reply).
         error_field: a field whose non-null value makes a reply an error.
         success_field: a boolean field that makes a reply an error when false.
+        is_error: a function of a reply (the decoded message) telling
+            whether it is an error, in place of :attr:`error_field` and
+            :attr:`success_field` (``lambda m: m.get("statusCode", 200) >= 400``);
+            the error is then the whole reply.
         subscribe_op / unsubscribe_op: the operation names.
         topics_as: ``"list"`` (``args: [t1, t2]``, batched) or ``"string"``
             (``args: "t1"``, one topic per message).
@@ -124,6 +128,7 @@ class JsonFormat:
     result_field: str | None = "result"
     error_field: str | None = "error"
     success_field: str | None = None
+    is_error: Callable[[Mapping[str, Any]], bool] | None = None
     subscribe_op: str = "subscribe"
     unsubscribe_op: str | None = "unsubscribe"
     topics_as: Literal["list", "string"] = "list"
@@ -167,6 +172,8 @@ class JsonFormat:
         _check_op_fields(self)
         for name in ("topic_field", "data_field"):
             object.__setattr__(self, name, _check_path(name, getattr(self, name), name == "data_field"))
+        if self.is_error is not None and not callable(self.is_error):
+            raise ConfigurationError("is_error must be a function of a reply, or None")
         if self.update is not None and not isinstance(self.update, Mapping):
             raise ConfigurationError("update must be a mapping (a message pattern) or None")
         if self.subscription_key not in ("topic", "result"):
@@ -327,9 +334,12 @@ class JsonFeedProtocol(ProtocolHandler):
         if type(request_id) is not str and type(request_id) is not int:
             raise RemoteProtocolError(f"invalid request id {request_id!r}", frame=_excerpt(message))
         fmt = self.format
-        error = message.get(fmt.error_field) if fmt.error_field else None
-        if error is None and fmt.success_field is not None and message.get(fmt.success_field) is False:
-            error = message
+        if fmt.is_error is not None:
+            error = message if _is_error(fmt.is_error, message) else None
+        else:
+            error = message.get(fmt.error_field) if fmt.error_field else None
+            if error is None and fmt.success_field is not None and message.get(fmt.success_field) is False:
+                error = message
         result = message.get(fmt.result_field) if fmt.result_field else message
         return Incoming(_REPLY, request_id, None, result, error, message)
 
@@ -404,6 +414,13 @@ def _check_op_fields(fmt: JsonFormat) -> None:
     clash = {fmt.op_field, fmt.id_field} & set(fmt.op_args_fields.values())
     if clash:
         raise ConfigurationError(f"op_args_fields cannot name {', '.join(sorted(map(str, clash)))}")
+
+
+def _is_error(predicate: Callable[[Mapping[str, Any]], bool], message: dict[str, Any]) -> bool:
+    try:
+        return bool(predicate(message))
+    except Exception as exc:  # the user's predicate met a reply it did not expect
+        raise RemoteProtocolError(f"is_error failed on a reply: {exc!r}", frame=_excerpt(message)) from exc
 
 
 def _get(message: Mapping[str, Any], path: tuple[str, ...]) -> Any:

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from tests.interop.servers import JsonRpcLibraryServer, RpcWebsocketsServer
+from tests.interop.servers import JsonRpcLibraryServer, NesServer, RpcWebsocketsServer
 
 
 @pytest.fixture
@@ -21,6 +21,13 @@ def rpc_websockets() -> Iterator[RpcWebsocketsServer]:
 @pytest.fixture
 def jsonrpc_library() -> Iterator[JsonRpcLibraryServer]:
     server = JsonRpcLibraryServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nes() -> Iterator[NesServer]:
+    server = NesServer()
     yield server
     server.stop()
 

@@ -8,6 +8,10 @@
   server, with ``eth_subscribe``-style subscriptions
   (``jsonrpc_library_server.py``). It runs in its own process because this
   test tree has a ``jsonrpc`` package of its own that would shadow the library.
+* :class:`NesServer`: a hapi server with the npm ``@hapi/nes`` plugin, a
+  JSON publish/subscribe feed (``hello``, ``sub``/``unsub`` of paths,
+  ``pub`` updates, server heartbeats), run by Node from ``nes_server.js``,
+  driven over plain HTTP on the same port.
 
 Each prints ``{"port": N}`` once listening; :meth:`restart` keeps the port.
 """
@@ -21,18 +25,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 HERE = Path(__file__).resolve().parent
 
 
-def ensure_node_modules() -> str:
-    """The ``node`` executable, after ``npm ci`` if the packages are not installed (fails without Node)."""
+def ensure_node_modules(package: str = "rpc-websockets") -> str:
+    """The ``node`` executable, after ``npm ci`` if ``package`` is not installed (skips the test without Node)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.fail("node and npm are required for the rpc-websockets interop tests (install Node >= 18)")
-    if not (HERE / "node_modules" / "rpc-websockets").is_dir():
+        pytest.skip("node and npm are required for the Node interop servers (install Node >= 18)")
+    if not (HERE / "node_modules" / package).is_dir():
         subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True, timeout=300)
     return node
 
@@ -132,3 +138,43 @@ class JsonRpcLibraryServer(_ProcessServer):
     def command(self) -> list[str]:
         """``python jsonrpc_library_server.py --port PORT ...``."""
         return [sys.executable, str(HERE / "jsonrpc_library_server.py"), f"--port={self.port}", *self.options]
+
+
+class NesServer(_ProcessServer):
+    """hapi + nes in a Node process: a JSON pub/sub feed, with HTTP control routes.
+
+    Args:
+        heartbeat_interval: seconds between the server's ``{"type": "ping"}`` heartbeats.
+        heartbeat_timeout: seconds a client has to send anything after one
+            before the server drops it.
+
+    """
+
+    def __init__(self, *, heartbeat_interval: float = 15.0, heartbeat_timeout: float = 5.0) -> None:
+        self._node = ensure_node_modules("@hapi/nes")
+        self._heartbeat = [str(round(heartbeat_interval * 1000)), str(round(heartbeat_timeout * 1000))]
+        super().__init__()
+
+    def command(self) -> list[str]:
+        """``node nes_server.js PORT INTERVAL_MS TIMEOUT_MS``."""
+        return [self._node, str(HERE / "nes_server.js"), str(self.port), *self._heartbeat]
+
+    def _control(self, method: str, path: str, **kwargs: Any) -> Any:
+        with requests.Session() as session:
+            session.trust_env = False  # loopback: never through a proxy from the environment
+            response = session.request(method, f"http://127.0.0.1:{self.port}{path}", timeout=5, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def publish(self, path: str, message: Any) -> None:
+        """``server.publish(path, message)``: a ``pub`` update to the path's subscribers."""
+        self._control("POST", "/control/publish", json={"path": path, "message": message})
+
+    def broadcast(self, message: Any) -> None:
+        """``server.broadcast(message)``: ``{"type": "update", "message": ...}`` to every client."""
+        self._control("POST", "/control/broadcast", json={"message": message})
+
+    def stats(self, *paths: str) -> dict[str, Any]:
+        """Connections and disconnections seen, and the subscribers of each of ``paths``."""
+        result: dict[str, Any] = self._control("GET", "/control/stats", params={"path": list(paths)})
+        return result

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from maxsdk.errors import ConfigurationError
+from maxsdk.errors import ConfigurationError, RemoteProtocolError
 from maxsdk.protocol.handler import FrameKind, TopicRef
 from maxsdk.protocol.handler_session import NotificationReceived, UpdateReceived
 from maxsdk.protocol.jsonfeed import NO_CREDENTIALS, JsonFeedProtocol, JsonFormat
@@ -34,7 +34,7 @@ NES_SHAPED = JsonFormat(
     topics_as="string",
     subscribe_op="sub",
     unsubscribe_op="unsub",
-    error_field="statusCode",
+    is_error=lambda reply: reply.get("statusCode", 200) >= 400,
     auth_op="hello",
     handshake=True,
     op_fields={"hello": {"version": "2"}},
@@ -148,6 +148,18 @@ def test_answers_to_server_pings_carry_fresh_ids() -> None:
     assert h.events(NotificationReceived) == []
 
 
+def test_is_error_decides_what_a_reply_is() -> None:
+    protocol = JsonFeedProtocol(NES_SHAPED)
+    ok = protocol.classify({"type": "request", "id": 1, "statusCode": 200, "payload": "x"})
+    assert ok.kind is FrameKind.REPLY and ok.error is None
+    failed = {"type": "sub", "id": 2, "statusCode": 404, "payload": {"message": "Subscription not found"}}
+    assert protocol.classify(failed).error == failed
+    assert protocol.classify({"type": "unsub", "id": 3}).error is None
+    # A predicate that fails on a reply is a protocol error, not a crash of the reader.
+    with pytest.raises(RemoteProtocolError):
+        protocol.classify({"type": "request", "id": 4, "statusCode": "teapot"})
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -156,6 +168,7 @@ def test_answers_to_server_pings_carry_fresh_ids() -> None:
         {"topic_field": ("params", 1)},
         {"data_field": 3},
         {"update": "pub"},
+        {"is_error": "statusCode"},
         {"subscription_key": "id"},
         {"subscription_key": "result", "subscription_confirmation": "none", "id_field": None},
         {"handshake": True, "auth_op": None},
