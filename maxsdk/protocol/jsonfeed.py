@@ -124,15 +124,12 @@ class JsonFormat:
     args_field: str = "args"
     topic_field: FieldPath = "topic"
     data_field: FieldPath | None = "data"
-    update: Pattern | None = None
     result_field: str | None = "result"
     error_field: str | None = "error"
     success_field: str | None = None
-    is_error: Callable[[Mapping[str, Any]], bool] | None = None
     subscribe_op: str = "subscribe"
     unsubscribe_op: str | None = "unsubscribe"
     topics_as: Literal["list", "string"] = "list"
-    subscription_key: Literal["topic", "result"] = "topic"
     subscription_confirmation: Literal["reply", "control", "none"] = "reply"
     subscribed: Pattern | None = None
     subscribe_error: Pattern | None = None
@@ -141,17 +138,21 @@ class JsonFormat:
     websocket_pings: bool = False
     server_ping: Pattern | None = field(default_factory=lambda: _OpDefault("ping"))
     pong_reply: Pattern | None = field(default_factory=lambda: _OpDefault("pong"))
-    pong_id: bool = False
     auth_op: str | None = "auth"
-    handshake: bool = False
     auth_ok: Pattern | None = None
     auth_failed: Pattern | None = None
     reconnect: Pattern | None = field(default_factory=lambda: _OpDefault("reconnect"))
     max_batch: int | None = None
     string_ids: bool = False
     constant_fields: Mapping[str, Any] = field(default_factory=dict)
+    # Newer options come last, so that positional construction keeps working.
     op_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     op_args_fields: Mapping[str, str] = field(default_factory=dict)
+    update: Pattern | None = None
+    is_error: Callable[[Mapping[str, Any]], bool] | None = None
+    subscription_key: Literal["topic", "result"] = "topic"
+    pong_id: bool = False
+    handshake: bool = False
 
     def __post_init__(self) -> None:
         for name in ("ping", "pong", "server_ping", "pong_reply", "reconnect"):
@@ -180,6 +181,8 @@ class JsonFormat:
             raise ConfigurationError("subscription_key must be 'topic' or 'result'")
         if self.subscription_key == "result" and self.subscription_confirmation != "reply":
             raise ConfigurationError("subscription_key='result' needs subscription_confirmation='reply'")
+        if self.pong_id and self.id_field is None:
+            raise ConfigurationError("pong_id=True needs an id_field")
         if self.handshake and self.auth_op is None:
             raise ConfigurationError("handshake=True needs an auth_op (the greeting's operation)")
         if self.topics_as not in ("list", "string"):

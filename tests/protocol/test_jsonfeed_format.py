@@ -172,6 +172,7 @@ def test_is_error_decides_what_a_reply_is() -> None:
         {"subscription_key": "id"},
         {"subscription_key": "result", "subscription_confirmation": "none", "id_field": None},
         {"handshake": True, "auth_op": None},
+        {"pong_id": True, "id_field": None, "subscription_confirmation": "none"},
         {"op_fields": {"hello": {"op": "x"}}},
         {"op_fields": {"hello": {"id": 1}}},
         {"op_fields": {"hello": "version"}},
