@@ -64,6 +64,11 @@ class JsonFormat:
         update: a pattern that updates also match (``{"type": "pub"}``):
             other messages with a topic field are not updates (``None``:
             every message with a topic field is one).
+        notification: the pattern of server messages that belong to no
+            topic nor request (broadcasts, status): they reach the
+            ``on(name)`` handlers, ``name`` being their :attr:`op_field`
+            value, with their :attr:`data_field` as data. Other such
+            messages are counted as unknown.
         result_field: the field of a successful reply's result (``None``: the whole reply).
         error_field: a field whose non-null value makes a reply an error.
         success_field: a boolean field that makes a reply an error when false.
@@ -149,6 +154,7 @@ class JsonFormat:
     op_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     op_args_fields: Mapping[str, str] = field(default_factory=dict)
     update: Pattern | None = None
+    notification: Pattern | None = None
     is_error: Callable[[Mapping[str, Any]], bool] | None = None
     subscription_key: Literal["topic", "result"] = "topic"
     pong_id: bool = False
@@ -175,8 +181,9 @@ class JsonFormat:
             object.__setattr__(self, name, _check_path(name, getattr(self, name), name == "data_field"))
         if self.is_error is not None and not callable(self.is_error):
             raise ConfigurationError("is_error must be a function of a reply, or None")
-        if self.update is not None and not isinstance(self.update, Mapping):
-            raise ConfigurationError("update must be a mapping (a message pattern) or None")
+        for name in ("update", "notification"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Mapping):
+                raise ConfigurationError(f"{name} must be a mapping (a message pattern) or None")
         if self.subscription_key not in ("topic", "result"):
             raise ConfigurationError("subscription_key must be 'topic' or 'result'")
         if self.subscription_key == "result" and self.subscription_confirmation != "reply":
@@ -322,16 +329,22 @@ class JsonFeedProtocol(ProtocolHandler):
                 return Incoming(FrameKind.CONTROL, None, topic, "subscribe_error", message, message)
             if fmt.update is None or _matches(message, fmt.update):
                 data_path = self._data
-                data: Any
-                if data_path is None:
-                    data = message
-                else:
-                    data = message.get(data_path) if isinstance(data_path, str) else _get(message, data_path)
+                data = message.get(data_path) if isinstance(data_path, str) else self._data_of(message)
                 return Incoming(_UPDATE, None, topic, data, None, message)
         for pattern, kind, label in self._patterns:
             if _matches(message, pattern):
                 return Incoming(kind, None, None, label, None, message)
+        if fmt.notification is not None and _matches(message, fmt.notification):
+            name = message.get(fmt.op_field)
+            data = self._data_of(message)
+            return Incoming(FrameKind.NOTIFICATION, None, name if type(name) is str else None, data, None, message)
         return Incoming(FrameKind.UNKNOWN, message=message)
+
+    def _data_of(self, message: dict[str, Any]) -> Any:
+        path = self._data
+        if path is None:
+            return message
+        return message.get(path) if isinstance(path, str) else _get(message, path)
 
     def _reply(self, message: dict[str, Any], request_id: Any) -> Incoming:
         if type(request_id) is not str and type(request_id) is not int:

@@ -67,6 +67,18 @@ async function main() {
     },
   });
   server.route({
+    method: "POST",
+    path: "/control/revoke",
+    handler: async (request) => {
+      const sockets = [];
+      server.eachSocket((socket) => {
+        sockets.push(socket);
+      }, { subscription: request.payload.path });
+      await Promise.all(sockets.map((socket) => socket.revoke(request.payload.path, request.payload.message ?? null)));
+      return { revoked: sockets.length };
+    },
+  });
+  server.route({
     method: "GET",
     path: "/control/stats",
     handler: (request) => {

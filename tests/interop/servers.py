@@ -174,6 +174,11 @@ class NesServer(_ProcessServer):
         """``server.broadcast(message)``: ``{"type": "update", "message": ...}`` to every client."""
         self._control("POST", "/control/broadcast", json={"message": message})
 
+    def revoke(self, path: str, message: Any = None) -> int:
+        """``socket.revoke(path, message)`` on each subscriber: ``{"type": "revoke", "path": ...}``."""
+        result: dict[str, int] = self._control("POST", "/control/revoke", json={"path": path, "message": message})
+        return result["revoked"]
+
     def stats(self, *paths: str) -> dict[str, Any]:
         """Connections and disconnections seen, and the subscribers of each of ``paths``."""
         result: dict[str, Any] = self._control("GET", "/control/stats", params={"path": list(paths)})

@@ -10,6 +10,8 @@ nes over one WebSocket, all JSON objects (from its published source)::
     >> {"type": "message", "id": 4, "message": {...}}       << {"type": "message", "id": 4, "message": {...}}
     << {"type": "ping"}   >> {"type": "ping", "id": ...}    (the server's heartbeat; no answer: dropped)
     << {"statusCode": 404, "payload": {"error": ..., "message": ...}, "type": "sub", "id": 2}   (errors)
+    << {"type": "update", "message": {...}}                 (a broadcast to every client)
+    << {"type": "revoke", "path": "/items/a"}               (the server ended a subscription)
 
 Clients cannot publish to a path themselves: a nes application publishes, here
 from its ``onMessage`` handler when a client's message asks it to.
@@ -37,6 +39,7 @@ NES = JsonFormat(
     topic_field="path",
     data_field="message",
     update={"type": "pub"},
+    notification={"type": "update"},
     topics_as="string",
     subscribe_op="sub",
     unsubscribe_op="unsub",
@@ -180,6 +183,15 @@ def test_nes_restart_resubscribes_after_a_new_greeting(nes: NesServer) -> None:
         assert client.diagnostics().reconnects == 1
 
 
+def test_nes_broadcasts_reach_on_handlers(nes: NesServer) -> None:
+    broadcasts = Recorder()
+    with feed(nes.url) as client:
+        client.on("update", broadcasts)
+        nes.broadcast({"hello": "everyone"})
+        wait_until(lambda: broadcasts.snapshot() == [{"hello": "everyone"}], message="the broadcast")
+        assert client.diagnostics().counters["unknown_messages"] == 0
+
+
 def test_nes_malformed_and_unknown_messages_are_reported_not_fatal(nes: NesServer) -> None:
     errors: list[Any] = []
     with feed(nes.url) as client:
@@ -190,8 +202,10 @@ def test_nes_malformed_and_unknown_messages_are_reported_not_fatal(nes: NesServe
             client.request("request", "/broken", timeout=0.5)
         wait_until(lambda: errors, message="the protocol_error signal")
         assert isinstance(errors[0], maxsdk.RemoteProtocolError)
-        # A broadcast ({"type": "update", "message": ...}) names no path: unknown to the format, counted.
-        nes.broadcast({"hello": "everyone"})
+        # A revocation names the path but is no update (update={"type": "pub"}): unknown to the format, counted.
+        assert nes.revoke("/items/a", "bye") == 1
         wait_until(lambda: client.diagnostics().counters["unknown_messages"] == 1, message="the unknown message")
         assert client.request("message", "still here") == {"echo": "still here"}
-        assert client.diagnostics().reconnects == 0 and client.diagnostics().protocol_errors == 1
+        diagnostics = client.diagnostics()
+        assert diagnostics.reconnects == 0 and diagnostics.protocol_errors == 1
+        assert diagnostics.counters["unroutable"] == 0

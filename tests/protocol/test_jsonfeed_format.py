@@ -31,6 +31,7 @@ NES_SHAPED = JsonFormat(
     topic_field="path",
     data_field="message",
     update={"type": "pub"},
+    notification={"type": "update"},
     topics_as="string",
     subscribe_op="sub",
     unsubscribe_op="unsub",
@@ -96,6 +97,19 @@ def test_the_update_pattern_keeps_other_topic_messages_out() -> None:
     assert (pub.kind, pub.topic, pub.data) == (FrameKind.UPDATE, "/a", {"x": 1})
     # A revocation names the path but is not data for it.
     assert protocol.classify({"type": "revoke", "path": "/a", "message": 2}).kind is FrameKind.UNKNOWN
+
+
+def test_notifications_are_named_by_their_op_field() -> None:
+    h = Harness(JsonFeedProtocol(NES_SHAPED))
+    h.open()
+    h.feed({"type": "update", "message": {"all": 1}})
+    h.feed({"type": "revoke", "path": "/a"})
+    assert [(e.name, e.data) for e in h.events(NotificationReceived)] == [("update", {"all": 1})]
+    assert h.session.counters["unknown_messages"] == 1
+    # Without a data field the whole message is the data; a name that is not a string is None.
+    protocol = JsonFeedProtocol(JsonFormat(notification={"event": 5}, op_field="event", data_field=None))
+    incoming = protocol.classify({"event": 5, "x": 1})
+    assert (incoming.kind, incoming.topic, incoming.data) == (FrameKind.NOTIFICATION, None, {"event": 5, "x": 1})
 
 
 def test_a_handshake_greets_without_credentials_then_with_them() -> None:
@@ -168,6 +182,7 @@ def test_is_error_decides_what_a_reply_is() -> None:
         {"topic_field": ("params", 1)},
         {"data_field": 3},
         {"update": "pub"},
+        {"notification": ["update"]},
         {"is_error": "statusCode"},
         {"subscription_key": "id"},
         {"subscription_key": "result", "subscription_confirmation": "none", "id_field": None},
