@@ -26,6 +26,7 @@ from maxsdk.errors import (
     AuthenticationError,
     AuthRefusedError,
     CapacityError,
+    CertificatePinError,
     ChannelClosedError,
     ChannelError,
     ClientClosedError,
@@ -72,6 +73,7 @@ from maxsdk.reply import PendingReply, Reply
 from maxsdk.state_view import PendingUpdate, StateChange, StateConflict, StateView
 from maxsdk.stats import ChannelStats, Stats
 from maxsdk.status import ChannelSnapshot, ConnectionState, Diagnostics
+from maxsdk.tls import TLSConfig, certificate_pin
 
 if TYPE_CHECKING:
     from maxsdk.auth import TokenProvider
@@ -127,6 +129,7 @@ __all__ = [
     "Batch",
     "BatchResult",
     "CapacityError",
+    "CertificatePinError",
     "Channel",
     "ChannelClosedError",
     "ChannelError",
@@ -190,6 +193,7 @@ __all__ = [
     "StreamEvent",
     "Subscription",
     "SubscriptionError",
+    "TLSConfig",
     "TLSVerificationError",
     "TokenFetchError",
     "TokenProvider",
@@ -197,5 +201,6 @@ __all__ = [
     "TransportError",
     "WrongThreadError",
     "__version__",
+    "certificate_pin",
     "signals",
 ]

@@ -46,8 +46,9 @@ from typing import Any, Callable, Union
 import requests
 
 from maxsdk.endpoint import redact_url
-from maxsdk.errors import ConfigurationError, TokenFetchError, TokenRejectedError
+from maxsdk.errors import CertificatePinError, ConfigurationError, TokenFetchError, TokenRejectedError
 from maxsdk.protocol.backoff import Backoff, BackoffLike
+from maxsdk.tls import TLSConfig
 
 __all__ = ["BodyLike", "TokenProvider"]
 
@@ -129,6 +130,10 @@ class TokenProvider:
         retry: retry schedule for connection errors, timeouts and 5xx (a
             :class:`~maxsdk.Backoff`, ``False`` for none, or an int of retries).
         verify: verify TLS certificates (default ``True``), or a CA bundle path.
+        tls: a :class:`~maxsdk.TLSConfig` instead of ``verify``: CA, verification,
+            client certificate and pins, the same value a client is given, so
+            the token endpoint is reached exactly as the WebSocket is. Pins are
+            checked before any byte of the request (the credentials) is sent.
         session: a ``requests.Session`` to use (default: one of its own, closed by :meth:`close`).
         clock: monotonic clock (injectable for tests).
         wall_clock: epoch clock used to read ``expires_at`` values.
@@ -155,6 +160,7 @@ class TokenProvider:
         timeout: float | tuple[float, float] = (5.0, 10.0),
         retry: BackoffLike = None,
         verify: bool | str = True,
+        tls: TLSConfig | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -178,11 +184,22 @@ class TokenProvider:
         self.refresh_retry_interval = refresh_retry_interval
         self.timeout = timeout
         self.retry = Backoff.coerce(retry, default=DEFAULT_RETRY)
+        if tls is not None:
+            if not isinstance(tls, TLSConfig):
+                raise ConfigurationError(f"tls must be a maxsdk.TLSConfig, got {type(tls).__name__}")
+            if verify is not True:
+                raise ConfigurationError("tls= replaces verify: give the CA and verification inside the TLSConfig")
+            verify = tls.verify
         self.verify = verify
+        self.tls = tls
         if verify is False:
             log.warning("TLS verification is off for the token endpoint %s", redact_url(url))
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
+        if tls is not None:
+            from maxsdk._runtime.tls_http import ContextAdapter
+
+            self._session.mount("https://", ContextAdapter(tls.context(), tls.pin_digests, redact_url(url)))
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng
@@ -418,13 +435,18 @@ class TokenProvider:
                 verify=self.verify,
                 allow_redirects=False,  # a redirect must not carry the credentials elsewhere
             )
-        except requests.exceptions.SSLError:
-            raise self._error("TLS verification of the token endpoint failed", None, attempt) from None
-        except requests.exceptions.Timeout as exc:
-            raise _RetryableError(f"timed out ({type(exc).__name__})", None) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise _RetryableError(f"connection failed ({type(exc).__name__})", None) from None
         except requests.exceptions.RequestException as exc:
+            from maxsdk._runtime.tls_http import find_cause
+
+            pin = find_cause(exc, CertificatePinError)
+            if pin is not None:  # fatal like any failed verification: never retried
+                raise self._error(f"TLS: {pin}", None, attempt) from None
+            if isinstance(exc, requests.exceptions.SSLError):
+                raise self._error("TLS verification of the token endpoint failed", None, attempt) from None
+            if isinstance(exc, requests.exceptions.Timeout):
+                raise _RetryableError(f"timed out ({type(exc).__name__})", None) from None
+            if isinstance(exc, requests.exceptions.ConnectionError):
+                raise _RetryableError(f"connection failed ({type(exc).__name__})", None) from None
             raise self._error(f"request failed ({type(exc).__name__})", None, attempt) from None
 
     def _parse(self, response: requests.Response, attempt: int) -> tuple[str, float | None]:

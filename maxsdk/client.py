@@ -110,6 +110,10 @@ class Client(ClientBase):
             it off logs a warning).
         ca_file: a CA bundle to verify against.
         ssl_context: a ready ``ssl.SSLContext`` (overrides the two above).
+        tls: a :class:`~maxsdk.TLSConfig` instead of the three above: CA,
+            verification, a client certificate (mutual TLS) and certificate
+            pins, for the WebSocket and long-poll alike (give the same one to
+            a :class:`~maxsdk.TokenProvider`).
         origin: an ``Origin`` header to send (none by default).
         follow_redirects: the most redirects to follow when connecting
             (WebSocket upgrade and long-poll alike). ``0`` (default): a
@@ -171,6 +175,7 @@ class Client(ClientBase):
         verify_tls: bool = True,
         ca_file: str | None = None,
         ssl_context: Any = None,
+        tls: Any = None,
         origin: str | None = None,
         proxy: str | None = None,
         close_timeout: float = 2.0,
@@ -208,6 +213,7 @@ class Client(ClientBase):
             verify_tls=verify_tls,
             ca_file=ca_file,
             ssl_context=ssl_context,
+            tls=tls,
             origin=origin,
             proxy=proxy,
             close_timeout=close_timeout,

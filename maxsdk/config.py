@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from maxsdk.endpoint import websocket_endpoint
 from maxsdk.errors import ConfigurationError
 from maxsdk.protocol.backoff import Backoff
+from maxsdk.tls import TLSConfig
 
 if TYPE_CHECKING:
     from maxsdk._runtime.deflate import Deflate
@@ -72,6 +73,7 @@ class ClientConfig:
     verify_tls: bool = True
     ca_file: str | None = None
     ssl_context: ssl.SSLContext | None = None
+    tls: TLSConfig | None = None
     origin: str | None = None
     proxy: str | None = None
     close_timeout: float = 2.0
@@ -164,6 +166,13 @@ class ClientConfig:
             raise ConfigurationError(f"ssl_context must be an ssl.SSLContext, got {type(self.ssl_context).__name__}")
         if self.ca_file is not None:
             _check_ca_file(self.ca_file)
+        if self.tls is not None:
+            if not isinstance(self.tls, TLSConfig):
+                raise ConfigurationError(f"tls must be a maxsdk.TLSConfig, got {type(self.tls).__name__}")
+            if not self.verify_tls or self.ca_file is not None or self.ssl_context is not None:
+                raise ConfigurationError(
+                    "tls= replaces verify_tls, ca_file and ssl_context: give them inside the TLSConfig instead"
+                )
         if self.proxy is not None:
             _check_proxy(self.proxy, self.transport)
         _check_follow_redirects(self.follow_redirects)
@@ -281,8 +290,20 @@ def _fatal_statuses(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
+def tls_verifies(config: ClientConfig) -> bool:
+    """Whether the client verifies server certificates."""
+    return config.tls.verify if config.tls is not None else config.verify_tls
+
+
+def tls_pins(config: ClientConfig) -> frozenset[bytes]:
+    """The SPKI pins the server's certificate must match (empty: none)."""
+    return config.tls.pin_digests if config.tls is not None else frozenset()
+
+
 def make_ssl_context(config: ClientConfig) -> ssl.SSLContext:
     """The TLS context for ``wss://``: verified, TLS 1.2 or newer, unless the user opted out."""
+    if config.tls is not None:
+        return config.tls.context()
     if config.ssl_context is not None:
         return config.ssl_context
     context = ssl.create_default_context(cafile=config.ca_file)

@@ -22,6 +22,7 @@ message.
     │   │   │       ├── AuthRefusedError       ... or the auth message sent after connecting was refused
     │   │   │       └── TokenRejectedError     a token endpoint refused with a 4xx (also TokenFetchError)
     │   │   ├── TLSVerificationError           the server certificate did not verify
+    │   │   │   └── CertificatePinError        ... or its key matches none of the pins
     │   │   └── TokenFetchError                no token could be fetched from a token endpoint
     │   ├── ConnectionLostError                an open connection dropped
     │   └── NotConnectedError                  not connected, and the client was told not to wait
@@ -60,6 +61,7 @@ __all__ = [
     "AuthRefusedError",
     "AuthenticationError",
     "CapacityError",
+    "CertificatePinError",
     "ChannelClosedError",
     "ChannelError",
     "ClientClosedError",
@@ -215,6 +217,21 @@ class AuthRefusedError(AuthenticationError):
 
 class TLSVerificationError(ConnectFailedError):
     """The server's TLS certificate could not be verified."""
+
+
+class CertificatePinError(TLSVerificationError):
+    """The server's certificate verified, but its public key matches none of the pins.
+
+    Attributes:
+        seen: the pin of the certificate the server showed (``"sha256/<base64>"``).
+        expected: the configured pins.
+
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, seen: str = "", expected: tuple[str, ...] = ()) -> None:
+        super().__init__(message, url=url)
+        self.seen = seen
+        self.expected = expected
 
 
 class ConnectionLostError(TransportError):

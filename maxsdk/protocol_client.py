@@ -80,7 +80,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
             (:class:`~maxsdk.CapacityError` beyond).
         max_message_size: as for :class:`~maxsdk.Client`, and so are
             ``dispatch_queue_size``, ``overflow``, ``verify_tls``, ``ca_file``,
-            ``ssl_context``, ``origin``, ``proxy``, ``follow_redirects``,
+            ``ssl_context``, ``tls``, ``origin``, ``proxy``, ``follow_redirects``,
             ``close_timeout`` and ``name``.
 
     """
@@ -112,6 +112,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
         verify_tls: bool = True,
         ca_file: str | None = None,
         ssl_context: Any = None,
+        tls: Any = None,
         origin: str | None = None,
         proxy: str | None = None,
         close_timeout: float = 2.0,
@@ -143,6 +144,7 @@ class ProtocolClient(HandlerEvents, ClientBase):
             verify_tls=verify_tls,
             ca_file=ca_file,
             ssl_context=ssl_context,
+            tls=tls,
             origin=origin,
             proxy=proxy,
             close_timeout=close_timeout,

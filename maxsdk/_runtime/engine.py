@@ -45,7 +45,7 @@ from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
-from maxsdk.config import ClientConfig, make_ssl_context
+from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
     ClientClosedError,
@@ -191,7 +191,7 @@ class Engine:
         )
         # Typed loosely: each protocol's session adds its own operations to the contract.
         self._session: Any = self.driver.session
-        if not config.verify_tls:
+        if not tls_verifies(config):
             log.warning("%s: TLS certificate verification is DISABLED for %s", self.name, self.redacted_url)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -821,6 +821,7 @@ class Engine:
             compression=config.compression,
             attempt=attempt,
             follow_redirects=config.follow_redirects,
+            pins=tls_pins(config),
             # A write that makes no progress for the heartbeat timeout means a dead connection.
             write_timeout=config.heartbeat_timeout or config.heartbeat_interval or 30.0,
         )

@@ -37,11 +37,13 @@ from maxsdk._runtime.redirects import REDIRECT_STATUSES, RedirectChain, public_h
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
     AuthenticationError,
+    CertificatePinError,
     ConfigurationError,
     ConnectFailedError,
     HandshakeError,
     TLSVerificationError,
 )
+from maxsdk.tls import check_pins
 
 __all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "ConnectAttempt", "Upgraded", "check_header_value", "open_upgraded"]
 
@@ -154,6 +156,7 @@ def open_upgraded(
     attempt: ConnectAttempt | None = None,
     redacted_url: str | None = None,
     follow_redirects: int = 0,
+    pins: frozenset[bytes] = frozenset(),
 ) -> Upgraded:
     """Connect to ``url`` and perform the WebSocket upgrade within ``timeout`` seconds in all.
 
@@ -182,7 +185,17 @@ def open_upgraded(
     while True:
         try:
             upgraded = _upgrade(
-                chain.url, extra, subprotocols, origin, deadline, ssl_context, proxy, proxy_scheme, attempt, redacted
+                chain.url,
+                extra,
+                subprotocols,
+                origin,
+                deadline,
+                ssl_context,
+                proxy,
+                proxy_scheme,
+                attempt,
+                redacted,
+                pins,
             )
         except _RedirectedError as redirect:
             was = redacted
@@ -215,6 +228,7 @@ def _upgrade(
     proxy_scheme: str,
     attempt: ConnectAttempt,
     redacted: str,
+    pins: frozenset[bytes] = frozenset(),
 ) -> Upgraded:
     """One request of the chain: connect, upgrade; raise :class:`_RedirectedError` on a 3xx."""
     parts = urlsplit(url)
@@ -226,7 +240,7 @@ def _upgrade(
     try:
         sock = _tcp(host, port, proxy, proxy_scheme, deadline, attempt)
         if secure:
-            sock = _tls(sock, host, ssl_context, deadline, attempt)
+            sock = _tls(sock, host, ssl_context, deadline, attempt, pins, redacted)
         key = base64.b64encode(os.urandom(16)).decode()
         request = _request(host, port, secure, resource, key, extra, subprotocols, origin)
         sock.settimeout(_remaining(deadline))
@@ -330,12 +344,23 @@ def _socks(
 
 
 def _tls(
-    sock: socket.socket, host: str, context: ssl.SSLContext | None, deadline: float, attempt: ConnectAttempt
+    sock: socket.socket,
+    host: str,
+    context: ssl.SSLContext | None,
+    deadline: float,
+    attempt: ConnectAttempt,
+    pins: frozenset[bytes],
+    redacted: str,
 ) -> socket.socket:
     context = context or ssl.create_default_context()
     sock.settimeout(_remaining(deadline))
     wrapped = context.wrap_socket(sock, server_hostname=host)
     attempt.attach(wrapped)
+    try:
+        check_pins(wrapped, pins, redacted)  # before any byte of the request: no credential leaves
+    except CertificatePinError:
+        _close(wrapped)
+        raise
     return wrapped
 
 

@@ -50,15 +50,17 @@ from typing import Any, ClassVar, NamedTuple, NoReturn, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from maxsdk._runtime.redirects import REDIRECT_STATUSES, RedirectChain
+from maxsdk._runtime.tls_http import ContextAdapter, PinnedHTTPSConnection
+from maxsdk._runtime.tls_http import find_cause as _find
 from maxsdk._runtime.transport import BINARY, CLOSE, TEXT, TransportOptions
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
     AuthenticationError,
+    CertificatePinError,
     ConnectFailedError,
     ConnectionLostError,
     HandshakeError,
@@ -162,7 +164,7 @@ class LongPollTransport:
         self._tracker = _Tracker()
         self._http = requests.Session()
         self._http.mount("http://", _Adapter(self._tracker, None))
-        self._http.mount("https://", _Adapter(self._tracker, options.ssl_context))
+        self._http.mount("https://", _Adapter(self._tracker, options.ssl_context, options.pins, self.redacted_url))
         # The environment (HTTP(S)_PROXY, NO_PROXY) is read once per connection, not per request:
         # requests' per-request lookups (proxies, .netrc) cost more than a local round trip.
         self._http.trust_env = False
@@ -229,6 +231,9 @@ class LongPollTransport:
         try:
             return self._request("GET", headers, None, left, connect_timeout=left)
         except requests.RequestException as exc:
+            pin = _find(exc, CertificatePinError)
+            if pin is not None:
+                raise pin from None
             if _find(exc, ssl.SSLCertVerificationError) is not None:
                 raise TLSVerificationError(
                     f"TLS certificate verification failed for {self.redacted_url}: {_describe(exc)}",
@@ -566,13 +571,13 @@ class _TrackedHTTPConnection(HTTPConnection):
         super().close()
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    """An ``https://`` connection registered with its transport's tracker."""
+class _TrackedHTTPSConnection(PinnedHTTPSConnection):
+    """An ``https://`` connection registered with its transport's tracker (and pinned, if asked)."""
 
     tracker: ClassVar[_Tracker]
 
     def connect(self) -> None:
-        """Connect (TLS included), unless the transport was aborted."""
+        """Connect (TLS included, pins checked), unless the transport was aborted."""
         self.tracker.add(self)
         super().connect()
         self.tracker.connected(self)
@@ -583,7 +588,9 @@ class _TrackedHTTPSConnection(HTTPSConnection):
         super().close()
 
 
-def _pool_classes(tracker: _Tracker, *, socks: bool = False) -> dict[str, type[HTTPConnectionPool]]:
+def _pool_classes(
+    tracker: _Tracker, *, socks: bool = False, pins: frozenset[bytes] = frozenset(), redacted: str = ""
+) -> dict[str, type[HTTPConnectionPool]]:
     """Connection pool classes whose connections report to ``tracker`` (through a SOCKS proxy if ``socks``)."""
     http_bases: tuple[type, ...] = (_TrackedHTTPConnection,)
     https_bases: tuple[type, ...] = (_TrackedHTTPSConnection,)
@@ -595,60 +602,32 @@ def _pool_classes(tracker: _Tracker, *, socks: bool = False) -> dict[str, type[H
         https_bases += (urllib3_socks.SOCKSHTTPSConnection,)
         pools = (urllib3_socks.SOCKSHTTPConnectionPool, urllib3_socks.SOCKSHTTPSConnectionPool)
     http = type("LongPollHTTPConnection", http_bases, {"tracker": tracker})
-    https = type("LongPollHTTPSConnection", https_bases, {"tracker": tracker})
+    https = type("LongPollHTTPSConnection", https_bases, {"tracker": tracker, "pins": pins, "redacted": redacted})
     return {
         "http": type("LongPollHTTPPool", (pools[0],), {"ConnectionCls": http}),
         "https": type("LongPollHTTPSPool", (pools[1],), {"ConnectionCls": https}),
     }
 
 
-class _Adapter(HTTPAdapter):
-    """Tracked connections, and TLS from the client's ``ssl.SSLContext`` (the WebSocket path's)."""
+class _Adapter(ContextAdapter):
+    """Tracked connections, and TLS from the client's ``ssl.SSLContext`` and pins (the WebSocket path's)."""
 
-    def __init__(self, tracker: _Tracker, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        tracker: _Tracker,
+        ssl_context: ssl.SSLContext | None,
+        pins: frozenset[bytes] = frozenset(),
+        redacted: str = "",
+    ) -> None:
         self._tracker = tracker
-        self._pool_classes = _pool_classes(tracker)
-        self._ssl_context = ssl_context
-        super().__init__(max_retries=0)
+        self._plain_classes = _pool_classes(tracker, pins=pins, redacted=redacted)
+        super().__init__(ssl_context, pins, redacted)
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        if self._ssl_context is not None:
-            pool_kwargs["ssl_context"] = self._ssl_context  # requests < 2.32.2 has no per-request hook below
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pool_classes
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        if self._ssl_context is not None:
-            proxy_kwargs["ssl_context"] = self._ssl_context
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        socks = proxy.lower().startswith("socks")
-        manager.pool_classes_by_scheme = _pool_classes(self._tracker, socks=True) if socks else self._pool_classes
-        return manager
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> Any:
-        host_params, kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool_kwargs = cast("dict[str, Any]", kwargs)
-        context = self._ssl_context
-        if context is not None and host_params.get("scheme") == "https":
-            # Our context decides (ca_file, verify_tls, TLS >= 1.2); requests' verify/CA bundle do not.
-            pool_kwargs.pop("ca_certs", None)
-            pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = context
-            pool_kwargs["cert_reqs"] = _CERT_REQS[context.verify_mode]
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        # requests would set the pool's verification from ``verify`` (and load its CA
-        # bundle into our context): with a context of ours, the context alone decides.
-        context = self._ssl_context
-        if context is None or not url.lower().startswith("https"):
-            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-            return
-        conn.cert_reqs = _CERT_REQS[context.verify_mode]
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
+    def pool_classes(self, *, socks: bool = False) -> dict[str, type[HTTPConnectionPool]]:
+        """Pools whose connections report to the tracker (through SOCKS if ``socks``)."""
+        if socks:
+            return _pool_classes(self._tracker, socks=True, pins=self._pins, redacted=self._redacted)
+        return self._plain_classes
 
 
 def _proxies(proxy: tuple[str, int, tuple[str, str] | None] | None, kind: str = "http") -> dict[str, str] | None:
@@ -736,21 +715,6 @@ def _shutdown(sock: socket.socket | None) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first exception of ``kind`` among ``exc``, its causes, contexts and wrapped reasons."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if not isinstance(item, BaseException) or id(item) in seen or len(seen) > 20:
-            continue
-        seen.add(id(item))
-        if isinstance(item, kind):
-            return item
-        stack.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
-    return None
 
 
 def _describe(exc: BaseException) -> str:

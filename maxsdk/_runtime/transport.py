@@ -131,6 +131,7 @@ class TransportOptions:
         attempt: lets another thread abort the attempt in progress.
         follow_redirects: the most redirects to follow on the opening request
             (``0``: none; rules in :mod:`maxsdk._runtime.redirects`).
+        pins: SHA-256 digests of accepted server SPKIs (:mod:`maxsdk.tls`; empty: no pinning).
 
     """
 
@@ -146,6 +147,7 @@ class TransportOptions:
     compression: Deflate | None = None
     attempt: ConnectAttempt | None = None
     follow_redirects: int = 0
+    pins: frozenset[bytes] = frozenset()
 
 
 #: How long closing waits for a write in progress before skipping the close frame.
@@ -176,6 +178,7 @@ def open_websocket(url: str, options: TransportOptions, *, redacted_url: str) ->
         attempt=options.attempt,
         redacted_url=redacted_url,
         follow_redirects=options.follow_redirects,
+        pins=options.pins,
     )
     if upgraded.redirects:
         redacted_url = redact_url(upgraded.url)
