@@ -18,6 +18,31 @@ sleep or block), a small supervisor thread adds a worker, up to
 A process with 1,000 clients thus has one reader thread per client plus a
 constant.
 
+Lifecycle: generations
+----------------------
+The pool's threads belong to a *generation* (:class:`_Generation`: its
+ready queue, its counts of workers and idle workers, its supervisor). A
+thread only ever reads and changes its own generation's counts, so a stop
+can never leave a count that describes another start's threads.
+
+* **attach / detach**: a client holds the pool from ``start()`` (or its
+  first event) until ``close()`` has drained its lanes
+  (:meth:`DispatchGroup.join`); the pool counts these *users*.
+* **no generation → current**: the first lane scheduled creates one; its
+  first workers start with it.
+* **current → retired**: when the last user detaches. It takes no new lane;
+  its workers finish what is in its ready queue, then end, and its
+  supervisor ends. The detaching ``close()`` joins every pool thread still
+  alive (outside the lock; those threads need it to end), so the last
+  ``close()`` returns with no pool thread left. A lane scheduled after
+  that (the next client) creates a new generation: a new start never
+  revives a retiring one.
+* A generation that served lanes while no client was attached (an event
+  after ``close()``) retires itself once it has nothing ready.
+* ``close()`` from a handler on a pool worker does not join that worker:
+  the worker ends right after its handler returned (and its lane drained).
+* A child made by ``fork()`` starts with a new pool.
+
 Replies, join/leave results and heartbeat replies never go through a lane:
 the reader completes them itself (the caller blocked in ``push()`` wakes at
 once), so they do not wait behind handler backlog.
@@ -119,8 +144,30 @@ class Lane:
         return f"<Lane {self.name!r} depth={len(self.queue)} handled={self.handled}>"
 
 
+class _Generation:
+    """One start of the pool's threads: its workers count, wait and end within it only.
+
+    A retired generation takes no new lanes (:meth:`DispatchPool.schedule`
+    uses the current one); its workers finish the lanes already in its
+    ``ready`` queue, then end.
+    """
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.ready: deque[Lane] = deque()
+        self.work = threading.Condition(lock)
+        self.stalled = threading.Condition(lock)
+        self.workers = 0
+        self.idle = 0
+        self.supervisor: threading.Thread | None = None
+        self.retired = False
+
+
 class DispatchPool:
-    """Worker threads shared by every client of a process, serving ready lanes round-robin."""
+    """Worker threads shared by every client of a process, serving ready lanes round-robin.
+
+    See the module docstring ("Lifecycle") for the states; every field is
+    guarded by one lock, and a thread never touches another generation's counts.
+    """
 
     def __init__(
         self,
@@ -135,18 +182,62 @@ class DispatchPool:
         self.stall = stall
         self.idle_exit = idle_exit
         self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._stalled = threading.Condition(self._lock)
-        self._ready: deque[Lane] = deque()
-        self._workers = 0
-        self._idle = 0
         self._names = itertools.count(1)
-        self._supervisor: threading.Thread | None = None
+        #: The generation new lanes go to (``None``: created by the next :meth:`schedule`).
+        self._gen: _Generation | None = None
+        #: Attached groups (started clients).
+        self._users = 0
+        #: Every thread the pool started, of every generation (pruned once dead).
+        self._threads: set[threading.Thread] = set()
 
     @property
     def workers(self) -> int:
-        """Worker threads alive now."""
-        return self._workers
+        """Worker threads of the current generation."""
+        gen = self._gen
+        return 0 if gen is None else gen.workers
+
+    @property
+    def users(self) -> int:
+        """Attached groups (started clients)."""
+        return self._users
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The pool's threads alive now (workers and supervisors of every generation)."""
+        with self._lock:
+            return [t for t in self._threads if t.is_alive()]
+
+    def attach(self) -> None:
+        """A client starts using the pool (its threads then stay up until the last detach)."""
+        with self._lock:
+            self._users += 1
+
+    def detach(self, timeout: float | None = None) -> None:
+        """A client is done with the pool; the last one retires the generation and joins its threads.
+
+        Called on a pool thread (``close()`` in a handler), it does not join
+        that thread: it ends once its handler returned and its lanes drained.
+        """
+        current = threading.current_thread()
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            gen = self._gen
+            if gen is not None:
+                self._retire(gen)
+            threads = [t for t in self._threads if t is not current]
+        deadline = None if timeout is None else _monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
+
+    def _retire(self, gen: _Generation) -> None:
+        """Under the lock: ``gen`` takes no new lane; its threads end once its ready queue is empty."""
+        gen.retired = True
+        if self._gen is gen:
+            self._gen = None
+        gen.work.notify_all()
+        gen.stalled.notify_all()
 
     def schedule(self, lane: Lane) -> None:
         """Make ``lane`` ready (idempotent while it is scheduled)."""
@@ -155,63 +246,103 @@ class DispatchPool:
                 return
             lane.scheduled = True
             lane.ready_since = _monotonic()
-            self._ready.append(lane)
-            if self._idle:
-                self._work.notify()
-            elif self._workers < self.min_workers:
-                self._spawn()
-            else:
-                self._ensure_supervisor()
-                self._stalled.notify()
+            gen = self._gen
+            if gen is None:
+                gen = self._gen = _Generation(self._lock)
+            self._enqueue(gen, lane)
 
-    def _spawn(self) -> None:
-        """Start a worker (under the lock)."""
-        self._workers += 1
+    def _enqueue(self, gen: _Generation, lane: Lane) -> None:
+        """Under the lock: queue ``lane`` in ``gen`` and make sure a thread of ``gen`` takes it."""
+        gen.ready.append(lane)
+        if gen.retired:
+            return  # only a worker of ``gen`` requeues there, and it takes the lane itself
+        if gen.idle:
+            gen.work.notify()
+        elif gen.workers < self.min_workers:
+            self._spawn(gen)
+        else:
+            self._poke_supervisor(gen)
+
+    def _spawn(self, gen: _Generation) -> None:
+        """Start a worker of ``gen`` (under the lock)."""
+        gen.workers += 1
         number = next(self._names)
-        thread = threading.Thread(target=self._work_loop, name=f"maxsdk-dispatch-worker-{number}", daemon=True)
+        thread = threading.Thread(
+            target=self._work_loop, args=(gen,), name=f"maxsdk-dispatch-worker-{number}", daemon=True
+        )
+        self._track(thread)
+
+    def _track(self, thread: threading.Thread) -> None:
+        """Under the lock: remember and start a thread of the pool."""
+        self._threads = {t for t in self._threads if t.is_alive()}
+        self._threads.add(thread)
         thread.start()
 
-    def _ensure_supervisor(self) -> None:
-        if self._supervisor is None:
-            self._supervisor = threading.Thread(target=self._supervise, name="maxsdk-dispatch-supervisor", daemon=True)
-            self._supervisor.start()
+    def _poke_supervisor(self, gen: _Generation) -> None:
+        """Under the lock: wake ``gen``'s supervisor (started on first need)."""
+        if gen.supervisor is None:
+            gen.supervisor = threading.Thread(
+                target=self._supervise, args=(gen,), name="maxsdk-dispatch-supervisor", daemon=True
+            )
+            self._track(gen.supervisor)
+        else:
+            gen.stalled.notify()
 
-    def _supervise(self) -> None:
+    def _supervise(self, gen: _Generation) -> None:
         """Add a worker when ready lanes wait too long because every worker is busy."""
+        ready, stalled = gen.ready, gen.stalled
         with self._lock:
-            while True:
-                if not self._ready or self._idle:
-                    self._stalled.wait()
+            while not gen.retired:
+                if not ready or gen.idle:
+                    stalled.wait()
                     continue
-                waited = _monotonic() - self._ready[0].ready_since
-                if waited >= self.stall and self._workers < self.max_workers:
-                    self._spawn()
-                    self._stalled.wait(self.stall)  # give it time to pick the lane up
+                waited = _monotonic() - ready[0].ready_since
+                if waited >= self.stall and gen.workers < self.max_workers:
+                    self._spawn(gen)
+                    stalled.wait(self.stall)  # give it time to pick the lane up
                 else:
-                    self._stalled.wait(max(self.stall - waited, 0.001))
+                    stalled.wait(max(self.stall - waited, 0.001))
 
-    def _work_loop(self) -> None:
+    def _work_loop(self, gen: _Generation) -> None:
         thread = threading.current_thread()
         idle_name = thread.name
-        lock, work, ready = self._lock, self._work, self._ready
+        lock, work, ready = self._lock, gen.work, gen.ready
         while True:
             with lock:
                 while not ready:
                     if thread.name != idle_name:
                         thread.name = idle_name
-                    self._idle += 1
+                    if not gen.retired and self._users <= 0:
+                        self._retire(gen)  # served lanes of no started client: nobody would retire it
+                    if gen.retired:
+                        gen.workers -= 1
+                        return
+                    gen.idle += 1
                     woken = work.wait(self.idle_exit)
-                    self._idle -= 1
-                    if not woken and not ready and self._workers > self.min_workers:
-                        self._workers -= 1
+                    gen.idle -= 1
+                    if not woken and not ready and gen.workers > self.min_workers:
+                        gen.workers -= 1
                         return
                 lane = ready.popleft()
+                if ready and not gen.idle and not gen.retired:
+                    # More lanes wait and this thread may block in a handler: the supervisor
+                    # adds a worker if they wait too long (a notify above may have gone to us).
+                    self._poke_supervisor(gen)
             serve(lane, QUANTUM, thread)
             lane.scheduled = False
             # Re-checked after clearing the flag: a submit that saw it set relies on this.
             if lane.queue:
-                self.schedule(lane)
+                self._requeue(gen, lane)
             lane.group.lane_done(lane)
+
+    def _requeue(self, gen: _Generation, lane: Lane) -> None:
+        """Make ``lane`` ready again in the serving worker's own generation."""
+        with self._lock:
+            if lane.scheduled:
+                return  # a submit scheduled it meanwhile (in the current generation)
+            lane.scheduled = True
+            lane.ready_since = _monotonic()
+            self._enqueue(gen, lane)
 
 
 def serve(lane: Lane, limit: int, thread: threading.Thread | None) -> None:
@@ -335,6 +466,9 @@ class DispatchGroup:
         self.handler_waiting = 0
         self.running = False
         self._joining = 0
+        #: The pool this group holds (see :meth:`attach`); ``_finished``: joined after a stop.
+        self._attached: DispatchPool | None = None
+        self._finished = False
 
     # -- lanes -----------------------------------------------------------------------
 
@@ -382,6 +516,8 @@ class DispatchGroup:
 
     def submit(self, item: Any) -> None:
         """Queue an event on its lane; never blocks (the reader waits in :meth:`wait_for_room`)."""
+        if self._attached is None and not self._finished:
+            self._attach()  # an event before start() (a client closed unconnected...)
         lane = self._lane_of(item) or self.control
         queue = lane.queue
         depth = len(queue)
@@ -469,8 +605,24 @@ class DispatchGroup:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def attach(self) -> None:
+        """Hold the pool from now until :meth:`join` (idempotent; :meth:`start` does it too)."""
+        with self._cond:
+            self._finished = False
+            if self._attached is None:
+                self._attached = self.pool
+                self._attached.attach()
+
+    def _attach(self) -> None:
+        """Hold the pool for an event submitted before :meth:`start` (not after :meth:`join`)."""
+        with self._cond:
+            if self._attached is None and not self._finished:
+                self._attached = self.pool
+                self._attached.attach()
+
     def start(self) -> None:
-        """Start the dedicated threads (pool lanes are served from their first event on)."""
+        """Hold the pool and start the dedicated threads (pool lanes are served from their first event on)."""
+        self.attach()
         with self._cond:
             self.running = True
             for worker in self._dedicated:
@@ -512,6 +664,12 @@ class DispatchGroup:
         for thread in self.threads:
             if thread is not current and thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
+        with self._cond:
+            if self.running:
+                return
+            held, self._attached, self._finished = self._attached, None, True
+        if held is not None:  # the last client's: the pool's threads end and are joined
+            held.detach(None if deadline is None else max(0.0, deadline - _monotonic()))
 
 
 _DROPPED = 1

@@ -221,6 +221,7 @@ class Engine:
             if start_helpers:
                 self._make_helpers()
                 self._helpers_running = True
+                self._dispatcher.attach()  # holds the process-wide pool until close() joins it
             self._loop_active = True
             self.ended = False
             self._stop.clear()

@@ -14,12 +14,12 @@ Rules:
   tick again right after (nothing set meanwhile is missed);
 * :meth:`Timer.stop` removes the entry; :meth:`Timer.join` then waits for a
   tick in flight, so after ``close()`` no tick of that client runs;
-* the thread stays up for :data:`LINGER` seconds after the last entry left
-  (a program that opens and closes clients in turn reuses it instead of
-  starting a thread per connect: that start, contending with the handshake,
-  was a large part of a connect's time), then ends by itself and starts again with
-  the next entry; with ``linger=0`` the last entry's :meth:`Timer.join` joins
-  it;
+* the thread runs while the schedule has entries: the entry that leaves last
+  retires it (under the lock, so a new entry never joins a thread that is
+  ending: the next entry starts a new one), and that entry's :meth:`Timer.join`
+  joins it, so the last client's ``close()`` leaves no timer thread behind.
+  Called on the timer thread itself (``close()`` in a tick), the join cannot
+  wait for its own thread: the thread ends right after that tick returns;
 * the thread sleeps at most :data:`MAX_SLEEP` at a time, so a far deadline
   (a heartbeat, a push timeout: one per push) is picked up at its next
   wake-up instead of waking it;
@@ -44,9 +44,6 @@ __all__ = ["Timer", "TimerService", "is_timer_thread", "shared_service"]
 log = logging.getLogger(__name__)
 
 THREAD_NAME = "maxsdk-timer"
-#: Seconds the shared thread waits for a new entry after the last one left (as the
-#: dispatch pool's extra workers do, see ``dispatcher.IDLE_EXIT``).
-LINGER = 10.0
 #: The longest the thread sleeps at a time: a new deadline later than its wake-up
 #: (a heartbeat, a 10 s push timeout) is then picked up without waking it.
 MAX_SLEEP = 1.0
@@ -80,6 +77,8 @@ class Timer:
         self.dirty = False
         self.stopped = False
         self.started = False
+        #: The thread start this entry retired by leaving last (joined by :meth:`join`).
+        self.retired_run: _Run | None = None
 
     @property
     def service(self) -> TimerService:
@@ -113,36 +112,40 @@ class Timer:
         return self.service.wait_idle(self, timeout)
 
 
+class _Run:
+    """One start of the timer thread: retired when the last entry leaves, never revived."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.wake = threading.Condition(lock)
+        self.retired = False
+        self.thread: threading.Thread | None = None
+
+
 class TimerService:
     """A heap of entries and the thread that ticks them when due.
 
     Args:
         clock: the monotonic clock.
-        linger: seconds the thread waits for a new entry once the schedule is
-            empty before it ends (``0``: it ends at once, and the last entry's
-            join waits for it).
 
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, linger: float = LINGER) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self.linger = linger
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._heap: list[tuple[float, int, int, Timer]] = []
         self._seq = 0
         self._entries = 0
-        #: The deadline the thread sleeps until (``-inf`` while it works).
+        #: The deadline the current thread sleeps until (``-inf`` while it works).
         self._sleeping_until = -math.inf
-        self._thread: threading.Thread | None = None
-        #: The thread started last (joined by the last entry to leave, see :meth:`wait_idle`).
-        self._last_thread: threading.Thread | None = None
+        #: The current start of the thread (``None`` while the schedule is empty).
+        self._run: _Run | None = None
 
     @property
     def thread(self) -> threading.Thread | None:
         """The timer thread, if running."""
-        return self._thread
+        run = self._run
+        return None if run is None else run.thread
 
     @property
     def entries(self) -> int:
@@ -156,25 +159,30 @@ class TimerService:
                 return
             timer.started = True
             self._entries += 1
+            if self._run is None:  # the first entry (again): a new thread, never the retiring one
+                run = self._run = _Run(self._lock)
+                self._sleeping_until = -math.inf
+                run.thread = threading.Thread(target=self._serve_run, args=(run,), name=THREAD_NAME, daemon=True)
+                run.thread.start()
             if when is not None:
                 self._push(timer, when)
-            thread = self._thread
-            if thread is None or not thread.is_alive():
-                thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-                self._thread = self._last_thread = thread
-                thread.start()
 
     def remove(self, timer: Timer) -> None:
-        """Take ``timer`` out of the schedule (idempotent)."""
+        """Take ``timer`` out of the schedule (idempotent); the last entry out retires the thread."""
         with self._lock:
-            if timer.stopped:
+            if timer.stopped or not timer.started:
                 return
             timer.stopped = True
             timer.generation += 1  # its heap entries go stale
             timer.target = -math.inf  # nothing pokes a stopped entry
             self._entries -= 1
-            if not self._entries:
-                self._wake.notify()  # the linger starts now (or the thread ends)
+            run = self._run
+            if not self._entries and run is not None:
+                run.retired = True  # it ends after its tick in flight, if any; join() waits for it
+                self._run = None
+                self._heap.clear()
+                timer.retired_run = run
+                run.wake.notify_all()
 
     def schedule(self, timer: Timer, when: float) -> None:
         """Tick ``timer`` at ``when`` (or right after its tick in flight)."""
@@ -188,7 +196,7 @@ class TimerService:
                 self._push(timer, when)
 
     def wait_idle(self, timer: Timer, timeout: float | None) -> bool:
-        """Wait until ``timer`` is not being ticked (with no linger, after the last entry left, join the thread)."""
+        """Wait until ``timer`` is not being ticked; if it was the last entry, join the thread it retired."""
         deadline = None if timeout is None else self._clock() + timeout
         with self._lock:
             while timer.running:
@@ -196,7 +204,8 @@ class TimerService:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)
-            ending = self._last_thread if self._entries == 0 and self.linger <= 0 else None
+            run = timer.retired_run
+        ending = None if run is None else run.thread
         if ending is not None and ending is not threading.current_thread():
             ending.join(None if deadline is None else max(0.0, deadline - self._clock()))
             return not ending.is_alive()
@@ -208,31 +217,22 @@ class TimerService:
         timer.target = when
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, timer.generation, timer))
-        if when < self._sleeping_until:
-            self._wake.notify()
+        run = self._run
+        if run is not None and when < self._sleeping_until:
+            run.wake.notify()
 
-    def _next_due(self) -> tuple[Timer, float] | None:
-        """Under the lock: wait for the next due entry; ``None`` when the schedule is empty."""
+    def _next_due(self, run: _Run) -> tuple[Timer, float] | None:
+        """Under the lock: wait for the next due entry; ``None`` once ``run`` is retired."""
         heap = self._heap
         clock = self._clock
-        idle_until: float | None = None
+        wake = run.wake
         while True:
-            if not self._entries:
-                heap.clear()
-                now = clock()
-                if idle_until is None:
-                    idle_until = now + self.linger
-                if now < idle_until:
-                    self._sleeping_until = math.inf  # the next add() wakes us
-                    self._wake.wait(idle_until - now)
-                    continue
-                self._thread = None
+            if run.retired:  # checked first: a retired thread touches no shared state
                 return None
-            idle_until = None
             if not heap:
                 now = clock()
                 self._sleeping_until = now + MAX_SLEEP
-                self._wake.wait(MAX_SLEEP)
+                wake.wait(MAX_SLEEP)
                 continue
             when, _, generation, timer = heap[0]
             if generation != timer.generation:
@@ -241,7 +241,7 @@ class TimerService:
             now = clock()
             if when > now:
                 self._sleeping_until = until = min(when, now + MAX_SLEEP)
-                self._wake.wait(until - now)
+                wake.wait(until - now)
                 continue
             heapq.heappop(heap)
             self._sleeping_until = -math.inf
@@ -250,19 +250,19 @@ class TimerService:
             timer.target = math.inf
             return timer, now
 
-    def _run(self) -> None:
+    def _serve_run(self, run: _Run) -> None:
         ident = threading.get_ident()
         TIMER_IDENTS.add(ident)
         try:
-            self._serve()
+            self._serve(run)
         finally:
             TIMER_IDENTS.discard(ident)
 
-    def _serve(self) -> None:
+    def _serve(self, run: _Run) -> None:
         lock = self._lock
         while True:
             with lock:
-                due = self._next_due()
+                due = self._next_due(run)
             if due is None:
                 return
             timer, now = due

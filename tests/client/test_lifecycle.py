@@ -32,7 +32,7 @@ def settles(condition, timeout: float = 10.0) -> bool:
     return True
 
 
-def test_close_joins_every_thread_it_started(phoenix_server, monkeypatch):
+def test_close_joins_every_thread_it_started(phoenix_server):
     client = Client(phoenix_server.url)
     client.connect()
     client.join("room:lobby")
@@ -43,16 +43,13 @@ def test_close_joins_every_thread_it_started(phoenix_server, monkeypatch):
     service = client._engine._timer.service
     timer = service.thread
     assert timer is not None and timer.is_alive()
-    monkeypatch.setattr(service, "linger", 0.1)  # the default keeps it up for seconds
     client.close()
     assert not any(t.is_alive() for t in threads)
     assert client.state is ConnectionState.CLOSED
     client.close()  # idempotent
-    # The shared timer thread outlives the last client for a while (the next client reuses
-    # it), then ends by itself: nothing is left behind.
+    # The last client's close() also joined the shared timer thread: nothing is left behind.
     assert service.entries == 0
-    timer.join(10.0)
-    assert not timer.is_alive(), "the idle shared timer thread ends after its linger"
+    assert not timer.is_alive(), "the last close() joins the shared timer thread"
 
 
 def test_close_joins_the_dedicated_thread_of_a_channel_and_runs_what_was_queued(phoenix_server):

@@ -35,7 +35,7 @@ class Ticks:
 
 @pytest.mark.timeout(20)
 def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
-    service = TimerService(linger=0)
+    service = TimerService()
     ticks = [Ticks() for _ in range(50)]
     timers = [Timer(t, name=f"c{n}", service=service) for n, t in enumerate(ticks)]
     for timer in timers:
@@ -56,7 +56,7 @@ def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
     for timer in timers:
         timer.stop()
         assert timer.join(2.0)
-    # Without a linger, the last entry to leave joined the thread.
+    # The last entry to leave joined the thread.
     assert not thread.is_alive()
     assert service.entries == 0
     again = Ticks()
@@ -69,40 +69,42 @@ def test_many_entries_share_one_thread_and_each_ticks_at_its_deadline():
 
 
 @pytest.mark.timeout(20)
-def test_the_thread_lingers_for_the_next_entry_then_ends_by_itself():
-    service = TimerService(linger=0.2)
-    first = Ticks()
-    timer = Timer(first, name="first", service=service)
-    timer.start()
-    first.wait_calls(1)
-    thread = service.thread
-    assert thread is not None
-    timer.stop()
-    assert timer.join(2.0)  # returns once no tick runs; the thread stays for the next entry
-    assert service.entries == 0
-    again = Ticks(following=time.monotonic() + 0.05)
-    second = Timer(again, name="second", service=service)
-    second.start()
-    again.wait_calls(2)  # the new entry's start and its own deadline, ticked by the same thread
-    assert service.thread is thread and again.threads == {THREAD_NAME}
-    second.stop()
-    assert second.join(2.0)
-    thread.join(10.0)  # nothing joined meanwhile: it ends by itself
-    assert not thread.is_alive()
+def test_an_entry_added_while_the_last_one_leaves_gets_a_new_thread_never_the_ending_one():
+    service = TimerService()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_tick(now: float) -> float | None:
+        entered.set()
+        release.wait(5)
+        return None
+
+    first = Timer(slow_tick, name="first", service=service)
+    first.start()
+    assert entered.wait(5)
+    ending = service.thread
+    assert ending is not None
+    first.stop()  # the last entry leaves during its own tick: the thread is retired now
     assert service.thread is None
-    third = Ticks()
-    last = Timer(third, name="third", service=service)
-    last.start()  # and the next entry starts a new one
-    third.wait_calls(1)
-    assert service.thread is not None and service.thread is not thread
-    last.stop()
-    assert last.join(2.0)
+    again = Ticks()
+    second = Timer(again, name="second", service=service)
+    second.start()  # before the retired thread has ended: a new one serves it
+    again.wait_calls(1)
+    assert service.thread is not None and service.thread is not ending and ending.is_alive()
+    release.set()
+    assert first.join(5)  # waits for the tick in flight, then joins the thread it retired
+    assert not ending.is_alive()
+    second.poke()
+    again.wait_calls(2)  # the new thread goes on alone
+    current = service.thread
+    assert current is not None
+    second.stop()
+    assert second.join(2) and not current.is_alive()
 
 
 @pytest.mark.timeout(20)
 def test_an_entry_started_unscheduled_waits_for_its_deadline_even_past_the_longest_sleep(monkeypatch):
     monkeypatch.setattr(timer_module, "MAX_SLEEP", 0.05)
-    service = TimerService(linger=0)
+    service = TimerService()
     ticks = Ticks()
     timer = Timer(ticks, name="far", service=service)
     timer.start(None)  # no tick at start

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import queue
-import re
 import socket
 import threading
 import time
@@ -20,7 +19,6 @@ import maxsdk
 from .faultproxy import FaultProxy
 
 TIMEOUT = 5.0
-PROCESS_WIDE = re.compile(r"^maxsdk-(timer|dispatch-worker-\d+|dispatch-supervisor)$")
 Connect = Callable[[], socket.socket]
 
 
@@ -95,9 +93,9 @@ def no_leaks() -> Iterator[None]:
     threads_before = set(threading.enumerate())
     fds_before = open_fds()
     yield
-    # maxsdk's process-wide threads (the shared timer, the dispatch pool) serve every client
-    # of the process and outlive a client's close() by design; a client's own threads do not.
-    leaked = [t for t in threading.enumerate() if t not in threads_before and not PROCESS_WIDE.match(t.name)]
+    # maxsdk's process-wide threads (the shared timer, the dispatch pool) included: the last
+    # client's close() joins them too.
+    leaked = [t for t in threading.enumerate() if t not in threads_before]
     for thread in leaked:
         thread.join(TIMEOUT)
     assert not [t.name for t in leaked if t.is_alive()]
