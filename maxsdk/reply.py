@@ -71,7 +71,18 @@ class PendingReply:
     except maxsdk's reader and timer threads.
     """
 
-    __slots__ = ("_callbacks", "_engine", "_gate", "_outcome", "created", "event", "ref", "timeout", "topic")
+    __slots__ = (
+        "_callbacks",
+        "_engine",
+        "_gate",
+        "_outcome",
+        "created",
+        "event",
+        "reads_while_waiting",
+        "ref",
+        "timeout",
+        "topic",
+    )
 
     def __init__(self, engine: Engine | None, topic: str, event: str, timeout: float) -> None:
         self._engine = engine
@@ -87,6 +98,9 @@ class PendingReply:
         self.ref: str | None = None
         #: Monotonic time of creation (push latency is measured from here).
         self.created = time.monotonic()
+        #: A thread blocked in :meth:`wait` may read the connection itself (see
+        #: :mod:`maxsdk._runtime.read_baton`).
+        self.reads_while_waiting = False
 
     def done(self) -> bool:
         """Whether the outcome is known."""
@@ -121,6 +135,16 @@ class PendingReply:
         """
         return _reply_or_raise(self.wait_outcome(timeout), self.timeout)
 
+    def _wait_reading(self, engine: Engine, limit: float) -> bool:
+        """Wait, reading the connection on this thread while the reader lends it."""
+        self.reads_while_waiting = True
+        deadline = time.monotonic() + limit
+        engine.read_while_waiting(self.done, deadline)
+        if self._outcome is not None:
+            return True
+        # The reader has the connection (it never lends it while this push is in flight).
+        return self.wait_done(deadline - time.monotonic())
+
     def wait_outcome(self, timeout: float | None = None) -> Outcome:
         """Block until the outcome and return it as is (no exception for error statuses).
 
@@ -137,11 +161,14 @@ class PendingReply:
             # The client times the push out itself; the extra second only
             # guards against a stalled timer thread.
             limit = self.timeout + 1.0 if timeout is None else timeout
-            if engine is not None and engine.waits_in_handler():
+            if engine is None:
+                done = self.wait_done(limit)
+            elif engine.waits_in_handler():
+                engine.recall_connection()  # a handler never reads the socket itself
                 with engine.blocking_wait():
                     done = self.wait_done(limit)
             else:
-                done = self.wait_done(limit)
+                done = self._wait_reading(engine, limit)
             if not done:
                 raise ReplyTimeoutError(
                     f"no reply to {self.event!r} on {self.topic!r} within {limit:g} s",

@@ -65,9 +65,12 @@ class Diagnostics:
         connected_url: where the last connection went, redacted: ``url``, or
             the final URL after redirects followed (``follow_redirects``), or
             the long-poll URL; ``None`` before the first connection.
-        counters: every counter of the protocol session by name (for the
-            protocol clients: ``unroutable`` updates, ``request_timeouts``,
-            ``late_subscriptions_undone``, ``unknown_replies``...).
+        counters: every counter of the protocol session by name, plus
+            ``connection_lent`` and ``read_by_caller`` (how often the reader
+            lent the connection to a caller blocked in ``push()``, and how
+            often such a caller read the socket itself); for the protocol
+            clients also ``unroutable`` updates, ``request_timeouts``,
+            ``late_subscriptions_undone``, ``unknown_replies``...
         sockets: the sockets this snapshot covers (more than one when the
             client shards its channels, see ``max_channels_per_socket``).
 

@@ -43,6 +43,7 @@ from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
+from maxsdk._runtime.read_baton import ReadBaton
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
@@ -156,6 +157,11 @@ class Engine:
         self._writer_thread: threading.Thread | None = None
         #: The connection attempt in progress (``close()`` aborts it).
         self._attempt: ConnectAttempt | None = None
+        #: The read side of the connection, lent to waiting callers (see read_baton).
+        self._baton = ReadBaton()
+        self._lent_transport: Transport | None = None
+        #: Callers blocked in wait_connected() (the first connection is lent to them).
+        self._connect_waiters = 0
         self._internal_idents: frozenset[int] = frozenset()
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.reconnects = 0
@@ -270,18 +276,12 @@ class Engine:
         self.check_blocking_allowed()
         deadline = _monotonic() + timeout
         with self._state_cond:
-            while self._state is not ConnectionState.CONNECTED:
-                if self._fatal is not None:
-                    raise self._fatal
-                if not self._loop_active:
-                    if self._closing or not self._helpers_running:
-                        raise ClientClosedError("the client was closed while connecting")
-                    raise ClientClosedError("the client stopped connecting") from self._last_error
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    break
-                self._state_cond.wait(remaining)
-            else:
+            self._connect_waiters += 1
+            try:
+                self._wait_for_connection(deadline)
+            finally:
+                self._connect_waiters -= 1
+            if self._state is ConnectionState.CONNECTED:
                 return
             last = self._last_error
         self.disconnect()
@@ -289,6 +289,20 @@ class Engine:
         if last is not None:
             message += f" (last error: {last})"
         raise ConnectTimeoutError(message) from last
+
+    def _wait_for_connection(self, deadline: float) -> None:
+        """Wait on ``_state_cond`` (held) until connected or ``deadline``; raise if it cannot be."""
+        while self._state is not ConnectionState.CONNECTED:
+            if self._fatal is not None:
+                raise self._fatal
+            if not self._loop_active:
+                if self._closing or not self._helpers_running:
+                    raise ClientClosedError("the client was closed while connecting")
+                raise ClientClosedError("the client stopped connecting") from self._last_error
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                return
+            self._state_cond.wait(remaining)
 
     def disconnect(self, timeout: float | None = None) -> None:
         """Close the connection and stop reconnecting; channels stay registered.
@@ -895,85 +909,204 @@ class Engine:
         the deadlines, completions and writes they cause are acted on once per
         batch. A batch never holds more than the room left in the dispatch
         total, so the ``block`` policy's bound on queued events is unchanged.
+
+        A transport that can say when it is readable may be lent to a caller
+        waiting for its reply (:mod:`maxsdk._runtime.read_baton`); the reader
+        then waits for its turn, and returns what the caller saw end the
+        connection.
         """
         recv = transport.recv
         recv_many: Callable[[int], list[tuple[int, Any]]] | None = getattr(transport, "recv_many", None)
-        session = self._session
-        receive = session.receive
-        decode_text = self.driver.decode_text
-        decode_binary = self.driver.decode_binary
-        lock = self._lock
         dispatcher = self._dispatcher
         total_size = dispatcher.total_size
-        timer = self._timer
-        assert timer is not None
-        raw_signal = signals.message_received
-        raw_receivers = raw_signal.receivers
-        owner = self.owner
-        debug = frame_log.isEnabledFor(logging.DEBUG)
-        while True:
-            try:
-                if recv_many is None:
-                    batch = [recv()]
-                else:
-                    room = total_size - (dispatcher.submitted - dispatcher.handled)
-                    batch = recv_many(_BATCH if room >= _BATCH else room if room > 1 else 1)
-            except RemoteProtocolError as exc:  # too large, or text that is not UTF-8: the frame is skipped
-                log.warning("%s: %s; frame dropped", self.name, exc)
-                with lock:
-                    session.protocol_error(exc)
-                continue
-            except ConnectionLostError as exc:
-                return exc.code, exc.reason or str(exc)
-            kind, data = batch[0]
-            if kind != TEXT and kind != BINARY:
-                self.frames_in += 1
-                code, reason = data
-                return code, reason
-            self.frames_in += len(batch)
-            messages: list[Any] = []
-            errors: list[RemoteProtocolError] | None = None
-            nbytes = 0
-            for kind, data in batch:
-                nbytes += len(data)
-                if debug:
-                    frame_log.debug("%s << %s", self.name, _excerpt(data))
+        route = self._route_batch
+        baton = self._baton
+        lend_from = transport if hasattr(transport, "wait_readable") else None
+        if lend_from is not None:
+            self._lent_transport = transport
+            if self._connect_waiters:
+                with self._lock:  # atomic with pushes: a push after this finds the connection lent
+                    if self._session.pending_count == 0:
+                        baton.lend()  # the caller of connect() reads its join reply itself
+        try:
+            while True:
+                if baton.state:  # not READER: lent to a waiting caller
+                    end = baton.wait_turn()
+                    if end is not None:
+                        if isinstance(end, BaseException):
+                            raise end
+                        return end  # type: ignore[no-any-return]
                 try:
-                    messages.append(decode_text(data) if kind == TEXT else decode_binary(data))
-                except RemoteProtocolError as exc:
-                    messages.append(exc)  # reported in its place, in order
-                    errors = [exc] if errors is None else [*errors, exc]
-            self.bytes_in += nbytes
-            now = _monotonic()
-            with lock:
-                session.emit_raw = bool(raw_receivers) and raw_signal.has_receivers_for(owner)
-                if errors is None:
-                    for message in messages:
+                    if recv_many is None:
+                        batch = [recv()]
+                    else:
+                        room = total_size - (dispatcher.submitted - dispatcher.handled)
+                        batch = recv_many(_BATCH if room >= _BATCH else room if room > 1 else 1)
+                except RemoteProtocolError as exc:  # too large, or text that is not UTF-8: the frame is skipped
+                    log.warning("%s: %s; frame dropped", self.name, exc)
+                    _drop_tracebacks(exc)  # it is kept and signalled: it must not hold the reader's frames
+                    with self._lock:
+                        self._session.protocol_error(exc)
+                    continue
+                except ConnectionLostError as exc:
+                    return exc.code, exc.reason or str(exc)
+                end = route(batch, lend_from)
+                batch = None  # type: ignore[assignment]  # not kept alive while the connection is lent
+                if end is not None:
+                    return end
+                if dispatcher.submitted - dispatcher.handled >= total_size:
+                    dispatcher.wait_for_room(self._stop)
+        finally:
+            self._lent_transport = None
+            baton.reset()
+
+    def _route_batch(self, batch: list[tuple[int, Any]], lend_from: Any = None) -> tuple[int | None, str] | None:
+        """Decode and route one batch of messages; return ``(code, reason)`` for a close.
+
+        Runs on whichever thread holds the connection's read side (the reader,
+        or a caller it was lent to). With ``lend_from`` (the reader's
+        transport), the connection is lent when a blocked caller got its
+        reply, nothing else is in flight and nothing is left unread: decided
+        under the lock, before the caller wakes, so its next push finds the
+        connection lent.
+        """
+        kind, data = batch[0]
+        if kind != TEXT and kind != BINARY:
+            self.frames_in += 1
+            code, reason = data
+            return code, reason
+        self.frames_in += len(batch)
+        decode_text = self.driver.decode_text
+        debug = frame_log.isEnabledFor(logging.DEBUG)
+        messages: list[Any] = []
+        errors: list[RemoteProtocolError] | None = None
+        nbytes = 0
+        for kind, data in batch:
+            nbytes += len(data)
+            if debug:
+                frame_log.debug("%s << %s", self.name, _excerpt(data))
+            try:
+                messages.append(decode_text(data) if kind == TEXT else self.driver.decode_binary(data))
+            except RemoteProtocolError as exc:
+                # Kept (and signalled) without its traceback: that would hold this frame,
+                # and with it the whole batch, alive in a cycle until the next GC.
+                _drop_tracebacks(exc)
+                messages.append(exc)  # reported in its place, in order
+                errors = [exc] if errors is None else [*errors, exc]
+        self.bytes_in += nbytes
+        now = _monotonic()
+        session = self._session
+        receive = session.receive
+        raw_receivers = signals.message_received.receivers
+        with self._lock:
+            session.emit_raw = bool(raw_receivers) and signals.message_received.has_receivers_for(self.owner)
+            if errors is None:
+                for message in messages:
+                    receive(message, now)
+            else:
+                for message in messages:
+                    if isinstance(message, RemoteProtocolError):
+                        session.protocol_error(message)
+                    else:
                         receive(message, now)
-                else:
-                    for message in messages:
-                        if isinstance(message, RemoteProtocolError):
-                            session.protocol_error(message)
-                        else:
-                            receive(message, now)
-                if session.completions or session.followups:
-                    completions, rejoins = session.take_output()
-                else:
-                    completions = rejoins = None
-                new_deadline = session.take_new_deadline()
-            if errors is not None:
-                for error in errors:
-                    log.warning("%s: dropped a malformed frame: %s", self.name, error)
-            if new_deadline < timer.target:
-                timer.poke_if_earlier(new_deadline)
-            if completions:
-                self._complete(completions)
-            if rejoins:
-                self.driver.run_followups(self, rejoins)
-            if session.outgoing:
-                self._flush()
-            if dispatcher.submitted - dispatcher.handled >= total_size:
-                dispatcher.wait_for_room(self._stop)
+            if session.completions or session.followups:
+                completions, rejoins = session.take_output()
+            else:
+                completions = rejoins = None
+            new_deadline = session.take_new_deadline()
+            if lend_from is not None and completions and session.pending_count == 0 and not lend_from.buffered():
+                # A blocked caller got its reply and nothing else is in flight: it will
+                # most likely wait again soon, so the connection is lent to it.
+                for waiter, _ in completions:
+                    if getattr(waiter, "reads_while_waiting", False):
+                        self._baton.lend()
+                        break
+        if errors is not None:
+            for error in errors:
+                log.warning("%s: dropped a malformed frame: %s", self.name, error)
+        timer = self._timer
+        if timer is not None and new_deadline < timer.target:
+            timer.poke_if_earlier(new_deadline)
+        if completions:
+            self._complete(completions)
+        if rejoins:
+            self.driver.run_followups(self, rejoins)
+        if session.outgoing:
+            self._flush()
+        return None
+
+    def read_while_waiting(self, done: Callable[[], bool], deadline: float) -> None:
+        """Read and route the connection's frames on the calling thread while ``done()`` is false.
+
+        Only when the reader lent the connection (see
+        :mod:`maxsdk._runtime.read_baton`); returns at once otherwise, and
+        when the wait's ``deadline`` (monotonic) passes, the dispatch total is
+        reached, or the connection ends (which the reader then handles).
+        """
+        baton = self._baton
+        if not baton.take():
+            return
+        to_reader = False
+        end: Any = None
+        reading = False
+        try:
+            transport = self._lent_transport
+            if transport is None:
+                to_reader = True
+                return
+            wait_readable = transport.wait_readable  # type: ignore[attr-defined]
+            recv_many = transport.recv_many  # type: ignore[attr-defined]
+            dispatcher = self._dispatcher
+            total_size = dispatcher.total_size
+            stop = self._stop
+            while not done():
+                room = total_size - (dispatcher.submitted - dispatcher.handled)
+                if room < 1 or stop.is_set():
+                    to_reader = True
+                    return
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return
+                if not wait_readable(left if left < _LEAD_SLICE else _LEAD_SLICE):
+                    continue
+                reading = True
+                try:
+                    batch = recv_many(_BATCH if room >= _BATCH else room)
+                except RemoteProtocolError as exc:
+                    reading = False
+                    log.warning("%s: %s; frame dropped", self.name, exc)
+                    _drop_tracebacks(exc)  # it is kept and signalled: it must not hold the reader's frames
+                    with self._lock:
+                        self._session.protocol_error(exc)
+                    continue
+                except ConnectionLostError as exc:
+                    reading = False
+                    end = (exc.code, exc.reason or str(exc))
+                    return
+                reading = False
+                end = self._route_batch(batch)
+                if end is not None:
+                    return
+        except Exception as exc:
+            log.exception("%s: internal error while reading on a waiting caller's thread", self.name)
+            end = exc
+        except BaseException:
+            if reading:
+                # Interrupted inside a read (KeyboardInterrupt): what it had taken from the
+                # socket may be lost, so this connection cannot be trusted any more.
+                transport = self._lent_transport
+                if transport is not None:
+                    transport.abort()
+            to_reader = True
+            raise
+        finally:
+            with self._lock:  # atomic with pushes: a push after this finds the connection lent
+                busy = self._session.pending_count > 0
+                baton.hand_back(to_reader=to_reader or busy, end=end)
+
+    def recall_connection(self) -> None:
+        """Give a lent connection back to the reader now (a wait that cannot read it itself)."""
+        self._baton.recall()
 
     # -- dispatcher ----------------------------------------------------------------------------------
 
@@ -1046,6 +1179,9 @@ class Engine:
             rtt = session.last_heartbeat_rtt
             counters = dict(session.counters)
             pending = session.pending_count
+        # How often the reader lent the connection, and how often a waiting caller read it.
+        counters["connection_lent"] = self._baton.lends
+        counters["read_by_caller"] = self._baton.takes
         dispatcher = self._dispatcher
         return Diagnostics(
             url=self.redacted_url,
@@ -1138,6 +1274,8 @@ class Engine:
 #: Seconds a caller, the timer or the reader spends on a frame the socket does not take
 #: before handing it to a background writer.
 _WRITE_SLICE = 0.05
+#: The longest a caller reading for itself waits in one poll (it then checks its own wait).
+_LEAD_SLICE = 0.02
 #: A connection that stayed up this long counts as healthy even without a reply (a silent feed).
 _HEALTHY_UPTIME = 10.0
 
@@ -1160,6 +1298,16 @@ def _proxy_type(proxy: str | None) -> str:
     """``http`` or the SOCKS flavour named by the proxy URL's scheme (websocket-client's ``proxy_type``)."""
     scheme = urlsplit(proxy).scheme if proxy is not None and "://" in proxy else "http"
     return scheme or "http"
+
+
+def _drop_tracebacks(error: BaseException) -> None:
+    """Drop the tracebacks of ``error`` and of the errors it chains (their messages stay)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _excerpt(frame: str | bytes, limit: int = 200) -> str:

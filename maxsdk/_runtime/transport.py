@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import ssl
 import struct
@@ -287,8 +288,37 @@ class WebSocketTransport:
         #: A data frame is half written: its rest must go before anything else.
         self._partial = False
         self.subprotocol = subprotocol
-        #: Called with each pong's payload on the reader thread (protocols that use WebSocket pings).
+        #: Called with each pong's payload on the reading thread (protocols that use WebSocket pings).
         self.on_pong: Callable[[bytes], None] | None = None
+        self._poller: Any = None
+
+    # -- reading from another thread (see maxsdk._runtime.read_baton) ---------------
+
+    def buffered(self) -> bool:
+        """Whether received bytes wait in our buffer (or in the TLS layer's) unread."""
+        if len(self._buf) > self._pos:
+            return True
+        pending = getattr(self._sock, "pending", None)
+        return bool(pending is not None and pending())
+
+    def wait_readable(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a read can start; ``True`` if it can.
+
+        A shut-down or failed socket counts as readable: the read reports it.
+        """
+        if self.buffered():
+            return True
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            try:
+                poller.register(self._sock, select.POLLIN | select.POLLPRI)
+            except (OSError, ValueError):
+                return True  # closed meanwhile: the read says so
+        try:
+            return bool(poller.poll(max(0.0, timeout) * 1000.0))
+        except (OSError, ValueError):
+            return True
 
     # -- sending ------------------------------------------------------------------
 

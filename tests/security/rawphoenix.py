@@ -100,6 +100,7 @@ class RawPhoenixServer:
         self.connections: list[RawConnection] = []
         self.requests: list[bytes] = []
         self.received: list[Any] = []
+        self._received_cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._accepter = threading.Thread(target=self._accept, name="raw-phoenix-accept", daemon=True)
         self._accepter.start()
@@ -127,7 +128,9 @@ class RawPhoenixServer:
                 if opcode != 0x1:
                     continue
                 join_ref, ref, topic, event, payload = json.loads(data)
-                self.received.append([join_ref, ref, topic, event, payload])
+                with self._received_cond:
+                    self.received.append([join_ref, ref, topic, event, payload])
+                    self._received_cond.notify_all()
                 if event in ("phx_join", "heartbeat", "phx_leave"):
                     conn.send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
                 if event == "phx_join" and self.on_join is not None:
@@ -137,7 +140,18 @@ class RawPhoenixServer:
         finally:
             conn.sock.close()
 
+    def wait_received(self, predicate: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:
+        """Wait until ``predicate(received messages)`` holds; return the messages then."""
+        with self._received_cond:
+            if not self._received_cond.wait_for(lambda: predicate(self.received), timeout):
+                raise AssertionError(f"the server did not receive what was expected within {timeout} s")
+            return list(self.received)
+
     def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        except OSError:
+            pass
         self.listener.close()
         for conn in self.connections:
             try:

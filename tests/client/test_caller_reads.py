@@ -1,0 +1,198 @@
+"""A caller blocked in ``push()`` reads its reply itself while the reader lends it the connection.
+
+Against the embedded server (ordinary peers) and a raw-socket server written
+for the test (a peer that answers only when told to). What must hold whoever
+reads: every frame routed once and in order, other callers' replies reach
+them, events reach handlers while nobody pushes, timeouts and drops end the
+wait, and ``close()`` ends it all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import maxsdk
+from maxsdk import ChannelState
+from tests.client.helpers import Inbox, fast_client
+from tests.security.rawphoenix import RawPhoenixServer
+
+
+def _counters(client: maxsdk.Client) -> dict[str, int]:
+    return client.diagnostics().counters
+
+
+def test_sequential_pushes_are_read_by_their_caller(phoenix_server):
+    with fast_client(phoenix_server.url) as client:
+        room = client.join("room:lobby")
+        for number in range(300):
+            assert room.push("echo", {"n": number}).response == {"n": number}
+        counters = _counters(client)
+    # The reader lends the connection once and the caller keeps it from push to push.
+    assert counters["connection_lent"] >= 1
+    assert counters["read_by_caller"] >= 250, counters
+
+
+def test_events_reach_handlers_in_order_whoever_reads_them(phoenix_server):
+    """Broadcasts interleaved with blocking pushes: each once, in order, also those that
+    arrive while the connection is lent and nobody waits."""
+    inbox = Inbox()
+    with fast_client(phoenix_server.url) as client, fast_client(phoenix_server.url) as other:
+        room = client.join("room:lobby")
+        room.on("shout", lambda payload: inbox(payload["n"]))
+        sender = other.join("room:lobby")
+        expected = []
+        for number in range(200):
+            if number % 2:
+                sender.push("shout", {"n": number})  # arrives while `client` may be lent
+            else:
+                room.push("shout", {"n": number})  # read by the caller itself, most likely
+            expected.append(number)
+        items = inbox.wait_count(len(expected), timeout=10)
+        assert items == expected
+        # An event that arrives while nobody pushes any more is read too (the reader takes
+        # the connection back).
+        sender.push("shout", {"n": 1000})
+        assert inbox.wait_count(len(expected) + 1, timeout=5)[-1] == 1000
+
+
+def test_replies_of_other_callers_reach_them_while_one_caller_reads(phoenix_server):
+    errors: list[BaseException] = []
+    with fast_client(phoenix_server.url) as client:
+        room = client.join("room:lobby")
+
+        def caller(index: int) -> None:
+            try:
+                for number in range(150):
+                    payload = {"caller": index, "n": number}
+                    assert room.push("echo", payload).response == payload
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not [t for t in threads if t.is_alive()]
+    assert errors == []
+
+
+def _raw_server() -> RawPhoenixServer:
+    """A raw Phoenix server that answers joins, heartbeats and leaves, and nothing else by itself."""
+    return RawPhoenixServer()
+
+
+def _wait_for_push(server: RawPhoenixServer, event: str, count: int = 1, timeout: float = 5.0) -> list:
+    """The ``count``-th ``event`` push the server received."""
+    received = server.wait_received(lambda messages: len([m for m in messages if m[3] == event]) >= count, timeout)
+    return [m for m in received if m[3] == event][count - 1]
+
+
+def test_a_push_times_out_while_its_caller_reads_a_silent_connection():
+    server = _raw_server()
+    with server, fast_client(server.url, heartbeat_interval=0) as client:
+        room = client.join("room:raw")
+        # One answered push first, so the connection is lent to this caller.
+        pending = room.push_nowait("first", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "first")
+        server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
+        pending.wait(5)
+        started = time.monotonic()
+        with pytest.raises(maxsdk.ReplyTimeoutError):
+            room.push("never_answered", {}, timeout=0.3)
+        elapsed = time.monotonic() - started
+        assert 0.25 <= elapsed < 1.0, elapsed
+        assert client.diagnostics().counters["read_by_caller"] >= 1
+        # The connection still works afterwards.
+        pending = room.push_nowait("second", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "second")
+        server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {"n": 2}})
+        assert pending.wait(5).response == {"n": 2}
+
+
+def test_a_connection_dropped_while_its_caller_reads_fails_the_push_and_reconnects():
+    server = _raw_server()
+    with server, fast_client(server.url, heartbeat_interval=0) as client:
+        room = client.join("room:raw")
+        for round_number in range(3):
+            pending = room.push_nowait("warm", {"round": round_number})
+            join_ref, ref, topic, _, _ = _wait_for_push(server, "warm", round_number + 1)
+            server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
+            pending.wait(5)
+        connections_before = len(server.connections)
+        outcome: list[BaseException] = []
+
+        def blocked_caller() -> None:
+            try:
+                room.push("dropped", {}, timeout=5)
+            except maxsdk.MaxsdkError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=blocked_caller)
+        caller.start()
+        _wait_for_push(server, "dropped")
+        server.connections[-1].sock.shutdown(2)  # the peer goes away, no close frame
+        caller.join(5)
+        assert not caller.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], maxsdk.ReplyLostError), outcome
+        # The reader (not the caller) reconnects and rejoins.
+        server.wait_received(lambda messages: len([m for m in messages if m[3] == "phx_join"]) >= 2)
+        assert room.wait_joined(5).state is ChannelState.JOINED
+        assert len(server.connections) > connections_before
+
+
+def test_close_ends_a_wait_in_which_the_caller_reads():
+    server = _raw_server()
+    with server:
+        client = fast_client(server.url, heartbeat_interval=0, close_timeout=1.0)
+        try:
+            room = client.join("room:raw")
+            pending = room.push_nowait("warm", {})
+            join_ref, ref, topic, _, _ = _wait_for_push(server, "warm")
+            server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
+            pending.wait(5)
+            outcome: list[BaseException] = []
+
+            def blocked_caller() -> None:
+                try:
+                    room.push("never_answered", {}, timeout=30)
+                except maxsdk.MaxsdkError as exc:
+                    outcome.append(exc)
+
+            caller = threading.Thread(target=blocked_caller)
+            caller.start()
+            _wait_for_push(server, "never_answered")
+        finally:
+            started = time.monotonic()
+            client.close()
+            closed_in = time.monotonic() - started
+        caller.join(5)
+        assert not caller.is_alive()
+        assert closed_in < 1.5, closed_in
+        assert len(outcome) == 1 and isinstance(outcome[0], (maxsdk.ClientClosedError, maxsdk.ReplyLostError)), outcome
+        assert not [t for t in client.threads if t.is_alive()]
+
+
+def test_frames_read_by_a_caller_are_routed_like_the_readers(phoenix_server):
+    """Malformed frames read by a caller are counted and skipped like the reader does."""
+    seen_errors = Inbox()
+    server = _raw_server()
+    with server, fast_client(server.url, heartbeat_interval=0) as client:
+        client.on_signal(maxsdk.signals.protocol_error, lambda _sender, error: seen_errors(error))
+        room = client.join("room:raw")
+        pending = room.push_nowait("warm", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "warm")
+        server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
+        pending.wait(5)
+        pending = room.push_nowait("answered_after_junk", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "answered_after_junk")
+        conn = server.connections[-1]
+        conn.send_text(b"not json")
+        conn.send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {"fine": True}})
+        assert pending.wait(5).response == {"fine": True}
+        errors = seen_errors.wait_count(1)
+        assert isinstance(errors[0], maxsdk.RemoteProtocolError)
+        assert room.state is ChannelState.JOINED
