@@ -45,7 +45,7 @@ from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.read_baton import ReadBaton
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
-from maxsdk._runtime.transport import BINARY, TEXT, Transport, TransportOptions
+from maxsdk._runtime.transport import BINARY, TEXT, ReadPausedError, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import (
@@ -1070,8 +1070,13 @@ class Engine:
                 if not wait_readable(left if left < _LEAD_SLICE else _LEAD_SLICE):
                     continue
                 reading = True
+                # A frame that stops arriving halfway must not hold this wait past its end.
+                transport.read_deadline = _monotonic() + (left if left < _LEAD_SLICE else _LEAD_SLICE)  # type: ignore[attr-defined]
                 try:
                     batch = recv_many(_BATCH if room >= _BATCH else room)
+                except ReadPausedError:
+                    reading = False
+                    continue
                 except RemoteProtocolError as exc:
                     reading = False
                     log.warning("%s: %s; frame dropped", self.name, exc)
@@ -1100,6 +1105,9 @@ class Engine:
             to_reader = True
             raise
         finally:
+            lent = self._lent_transport
+            if lent is not None:
+                lent.read_deadline = None  # type: ignore[attr-defined]
             with self._lock:  # atomic with pushes: a push after this finds the connection lent
                 busy = self._session.pending_count > 0
                 baton.hand_back(to_reader=to_reader or busy, end=end)

@@ -35,6 +35,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Protocol
 
 from maxsdk._runtime.deflate import Deflate, DeflateSession, negotiate
@@ -49,6 +50,7 @@ __all__ = [
     "CLOSE",
     "TEXT",
     "BatchingTransport",
+    "ReadPausedError",
     "Transport",
     "TransportOptions",
     "WebSocketTransport",
@@ -72,6 +74,13 @@ _unpack_64 = struct.Struct("!Q").unpack_from
 _pack_header_16 = struct.Struct("!BBH").pack
 _pack_header_64 = struct.Struct("!BBQ").pack
 _urandom = os.urandom
+
+
+class ReadPausedError(Exception):
+    """A read with a deadline (:attr:`WebSocketTransport.read_deadline`) stopped before a message was complete.
+
+    Nothing is lost: what arrived stays buffered for the next read.
+    """
 
 
 class Transport(Protocol):
@@ -291,6 +300,13 @@ class WebSocketTransport:
         #: Called with each pong's payload on the reading thread (protocols that use WebSocket pings).
         self.on_pong: Callable[[bytes], None] | None = None
         self._poller: Any = None
+        #: When set (monotonic), reads give up with :class:`ReadPausedError` once nothing arrives by
+        #: then, at any point of a frame: for a caller reading for itself, whose own wait ends.
+        self.read_deadline: float | None = None
+        #: Bytes of a skipped frame still to discard, and what to do once they are (a skip
+        #: paused by ``read_deadline`` resumes there).
+        self._skip_left = 0
+        self._after_skip: Callable[[], Exception | None] | None = None
 
     # -- reading from another thread (see maxsdk._runtime.read_baton) ---------------
 
@@ -307,6 +323,13 @@ class WebSocketTransport:
         A shut-down or failed socket counts as readable: the read reports it.
         """
         if self.buffered():
+            return True
+        return self._poll(timeout)
+
+    def _poll(self, timeout: float) -> bool:
+        """Whether the socket becomes readable within ``timeout`` seconds."""
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending():
             return True
         poller = self._poller
         if poller is None:
@@ -469,6 +492,9 @@ class WebSocketTransport:
             del buf[: self._pos]
             self._pos = 0
         while len(buf) - self._pos < needed:
+            deadline = self.read_deadline
+            if deadline is not None and not self._poll(deadline - time.monotonic()):
+                raise ReadPausedError
             try:
                 # What the peer *sent* is buffered, never what a frame header *says* it will send.
                 chunk = self._sock.recv(min(max(_READ_SIZE, needed - (len(buf) - self._pos)), _MAX_READ))
@@ -490,6 +516,8 @@ class WebSocketTransport:
     def recv(self) -> tuple[int, Any]:
         """Return the next complete message or close (see :class:`Transport`)."""
         while True:
+            if self._skip_left:
+                self._finish_skip()  # a skip that a read deadline paused
             buf = self._buf
             if len(buf) - self._pos < 2:
                 self._fill(2)
@@ -528,19 +556,13 @@ class WebSocketTransport:
                 # The rest of an oversize fragmented message: discard (already reported).
                 if opcode != _CONT:
                     raise self._fatal("new message before the previous fragmented one ended")
-                self._skip(header, length)
-                self._skipping_message = not fin
+                self._skip(header, length, partial(self._skipped_fragment, fin))
                 continue
             else:
                 limit = self._limit
                 total = length + (self._fragment_size if opcode == _CONT else 0)
                 if limit is not None and total > limit:
-                    self._skip(header, length)
-                    if self._fragment_compressed:
-                        self._lose_window()
-                    self._reset_fragments()
-                    self._skipping_message = not fin
-                    raise MessageTooLargeError(total, limit)
+                    self._skip(header, length, partial(self._skipped_oversize, total, limit, fin))
             end = pos + header + length
             if len(buf) < end:
                 self._fill(header + length)
@@ -654,18 +676,43 @@ class WebSocketTransport:
         self._pos = pos
         return batch
 
-    def _skip(self, header: int, length: int) -> None:
-        """Discard a frame without holding more than one read of it in memory."""
-        remaining = header + length
+    def _skip(self, header: int, length: int, after: Callable[[], Exception | None]) -> None:
+        """Discard a frame without holding more than one read of it in memory, then run ``after``.
+
+        The error ``after`` returns is raised. Resumable: see :meth:`_finish_skip`.
+        """
+        self._skip_left = header + length
+        self._after_skip = after
+        self._finish_skip()
+
+    def _finish_skip(self) -> None:
+        """Discard what is left of the frame being skipped; a paused read resumes here."""
         while True:
             available = len(self._buf) - self._pos
-            if available >= remaining:
-                self._pos += remaining
+            if available >= self._skip_left:
+                self._pos += self._skip_left
+                self._skip_left = 0
+                after, self._after_skip = self._after_skip, None
+                error = after() if after is not None else None
+                if error is not None:
+                    raise error
                 return
-            remaining -= available
+            self._skip_left -= available
             self._buf.clear()
             self._pos = 0
             self._fill(1)
+
+    def _skipped_fragment(self, fin: int) -> None:
+        """The rest of an oversize fragmented message was discarded (already reported)."""
+        self._skipping_message = not fin
+
+    def _skipped_oversize(self, total: int, limit: int, fin: int) -> MessageTooLargeError:
+        """An oversize frame was discarded: the error to report (and the compressor's fate)."""
+        if self._fragment_compressed:
+            self._lose_window()
+        self._reset_fragments()
+        self._skipping_message = not fin
+        return MessageTooLargeError(total, limit)
 
     def _lose_window(self) -> None:
         """A compressed message was skipped unread: with context takeover, close with 1009."""

@@ -9,6 +9,7 @@ wait, and ``close()`` ends it all.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -195,4 +196,69 @@ def test_frames_read_by_a_caller_are_routed_like_the_readers(phoenix_server):
         assert pending.wait(5).response == {"fine": True}
         errors = seen_errors.wait_count(1)
         assert isinstance(errors[0], maxsdk.RemoteProtocolError)
+        assert room.state is ChannelState.JOINED
+
+
+def _lend_to_this_thread(server: RawPhoenixServer, room: maxsdk.Channel, event: str = "warm") -> None:
+    """One answered push from this thread: the reader then lends it the connection."""
+    pending = room.push_nowait(event, {})
+    join_ref, ref, topic, _, _ = _wait_for_push(server, event)
+    server.connections[-1].send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {}})
+    pending.wait(5)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 30], ids=["in-header", "after-header", "in-payload"])
+def test_a_frame_stalled_halfway_does_not_hold_a_reading_caller_past_its_timeout(cut):
+    """A peer stops in the middle of a frame: the caller's push still times out on time,
+    and the frame, once finished, is read whole (nothing was lost by giving up)."""
+    server = _raw_server()
+    inbox = Inbox()
+    with server, fast_client(server.url, heartbeat_interval=0) as client:
+        room = client.join("room:raw")
+        room.on("late", lambda payload: inbox(payload))
+        _lend_to_this_thread(server, room)
+        conn = server.connections[-1]
+        from tests.security.rawphoenix import frame
+
+        event = json.dumps([room.join_ref, None, "room:raw", "late", {"text": "x" * 200}]).encode()
+        whole = frame(event)
+        conn.send_raw(whole[:cut])
+        started = time.monotonic()
+        with pytest.raises(maxsdk.ReplyTimeoutError):
+            room.push("never_answered", {}, timeout=0.4)
+        assert time.monotonic() - started < 1.2
+        conn.send_raw(whole[cut:])
+        assert inbox.wait_count(1) == [{"text": "x" * 200}]
+        pending = room.push_nowait("after", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "after")
+        conn.send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {"fine": True}})
+        assert pending.wait(5).response == {"fine": True}
+        assert client.diagnostics().counters["protocol_errors"] == 0
+
+
+def test_an_oversize_frame_stalled_halfway_does_not_hold_a_reading_caller_past_its_timeout():
+    """Skipping an oversize frame that stops arriving: the push times out on time, the skip
+    resumes where it stopped, the frame is reported once and the next message is read."""
+    server = _raw_server()
+    errors = Inbox()
+    with server, fast_client(server.url, heartbeat_interval=0, max_message_size=1024) as client:
+        client.on_signal(maxsdk.signals.protocol_error, lambda _sender, error: errors(error))
+        room = client.join("room:raw")
+        _lend_to_this_thread(server, room)
+        conn = server.connections[-1]
+        from tests.security.rawphoenix import frame
+
+        oversize = frame(json.dumps([None, None, "room:raw", "big", {"data": "y" * 5000}]).encode())
+        conn.send_raw(oversize[:3000])
+        started = time.monotonic()
+        with pytest.raises(maxsdk.ReplyTimeoutError):
+            room.push("never_answered", {}, timeout=0.4)
+        assert time.monotonic() - started < 1.2
+        pending = room.push_nowait("after", {})
+        join_ref, ref, topic, _, _ = _wait_for_push(server, "after")
+        conn.send_raw(oversize[3000:])
+        conn.send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {"fine": True}})
+        assert pending.wait(5).response == {"fine": True}
+        reported = errors.wait_count(1)
+        assert len(reported) == 1 and isinstance(reported[0], maxsdk.MessageTooLargeError)
         assert room.state is ChannelState.JOINED
