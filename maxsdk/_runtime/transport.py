@@ -492,13 +492,18 @@ class WebSocketTransport:
             del buf[: self._pos]
             self._pos = 0
         while len(buf) - self._pos < needed:
+            sock = self._sock
             deadline = self.read_deadline
-            if deadline is not None and not self._poll(deadline - time.monotonic()):
-                raise ReadPausedError
+            if deadline is not None:
+                if not self._poll(deadline - time.monotonic()):
+                    raise ReadPausedError
+                # Readable: the non-blocking twin reads without the poll a socket with a
+                # timeout makes before every recv.
+                sock = self._nonblocking or sock
             try:
                 # What the peer *sent* is buffered, never what a frame header *says* it will send.
-                chunk = self._sock.recv(min(max(_READ_SIZE, needed - (len(buf) - self._pos)), _MAX_READ))
-            except TimeoutError:
+                chunk = sock.recv(min(max(_READ_SIZE, needed - (len(buf) - self._pos)), _MAX_READ))
+            except (TimeoutError, BlockingIOError):
                 continue  # the socket's timeout is meant for writes: reads wait on
             except OSError as exc:
                 raise ConnectionLostError(
