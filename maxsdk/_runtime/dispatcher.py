@@ -158,6 +158,8 @@ class _Generation:
         self.stalled = threading.Condition(lock)
         self.workers = 0
         self.idle = 0
+        #: Workers started but not yet in their loop (they look at ``ready`` first thing).
+        self.starting = 0
         self.supervisor: threading.Thread | None = None
         self.retired = False
 
@@ -226,7 +228,7 @@ class DispatchPool:
             gen = self._gen
             if gen is not None:
                 self._retire(gen)
-            threads = [t for t in self._threads if t is not current]
+            threads = [t for t in self._threads if t is not current and t.ident is not None]
         deadline = None if timeout is None else _monotonic() + timeout
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - _monotonic()))
@@ -258,6 +260,8 @@ class DispatchPool:
             return  # only a worker of ``gen`` requeues there, and it takes the lane itself
         if gen.idle:
             gen.work.notify()
+        elif gen.starting:
+            pass  # a worker on its way takes it (it looks at the ready queue before waiting)
         elif gen.workers < self.min_workers:
             self._spawn(gen)
         else:
@@ -265,18 +269,54 @@ class DispatchPool:
 
     def _spawn(self, gen: _Generation) -> None:
         """Start a worker of ``gen`` (under the lock)."""
+        self._track(self._new_worker(gen))
+
+    def _new_worker(self, gen: _Generation) -> threading.Thread:
+        """Under the lock: a worker of ``gen``, counted (and remembered) but not started."""
         gen.workers += 1
+        gen.starting += 1
         number = next(self._names)
         thread = threading.Thread(
             target=self._work_loop, args=(gen,), name=f"maxsdk-dispatch-worker-{number}", daemon=True
         )
-        self._track(thread)
+        self._remember(thread)
+        return thread
+
+    def _remember(self, thread: threading.Thread) -> None:
+        """Under the lock: add a thread to the ones :meth:`detach` joins (forgetting ended ones)."""
+        self._threads = {t for t in self._threads if t.ident is None or t.is_alive()}
+        self._threads.add(thread)
 
     def _track(self, thread: threading.Thread) -> None:
         """Under the lock: remember and start a thread of the pool."""
-        self._threads = {t for t in self._threads if t.is_alive()}
-        self._threads.add(thread)
+        self._remember(thread)
         thread.start()
+
+    def prestart(self) -> None:
+        """Start the pool's first worker now, if it has none yet.
+
+        For a thread with time to spare: starting a thread waits for it to
+        run, which would otherwise fall on whoever submits the first event
+        (often a caller reading its join reply). The thread is started outside
+        the lock: an event submitted meanwhile is taken by the worker on its way.
+        """
+        with self._lock:
+            if self._users <= 0:
+                return
+            gen = self._gen
+            if gen is None:
+                gen = self._gen = _Generation(self._lock)
+            if gen.workers:
+                return
+            thread = self._new_worker(gen)
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads: the next event's submit tries again
+            log.warning("cannot start a dispatch worker thread", exc_info=True)
+            with self._lock:
+                gen.workers -= 1
+                gen.starting -= 1
+                self._threads.discard(thread)
 
     def _poke_supervisor(self, gen: _Generation) -> None:
         """Under the lock: wake ``gen``'s supervisor (started on first need)."""
@@ -307,6 +347,8 @@ class DispatchPool:
         thread = threading.current_thread()
         idle_name = thread.name
         lock, work, ready = self._lock, gen.work, gen.ready
+        with lock:
+            gen.starting -= 1
         while True:
             with lock:
                 while not ready:
@@ -619,6 +661,11 @@ class DispatchGroup:
             if self._attached is None and not self._finished:
                 self._attached = self.pool
                 self._attached.attach()
+
+    def prestart(self) -> None:
+        """Start the shared pool's first worker if it has none (see :meth:`DispatchPool.prestart`)."""
+        if self._attached is not None:
+            self._attached.prestart()
 
     def start(self) -> None:
         """Hold the pool and start the dedicated threads (pool lanes are served from their first event on)."""

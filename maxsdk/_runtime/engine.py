@@ -947,6 +947,7 @@ class Engine:
                 with self._lock:  # atomic with pushes: a push after this finds the connection lent
                     if self._session.pending_count == 0:
                         baton.lend()  # the caller of connect() reads its join reply itself
+        dispatcher.prestart()
         try:
             while True:
                 if baton.state:  # not READER: lent to a waiting caller

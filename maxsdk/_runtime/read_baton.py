@@ -55,8 +55,10 @@ class ReadBaton:
         self.takes = 0
 
     def lend(self) -> None:
-        """Reader: stop reading; a waiting caller may read until it hands back."""
+        """Reader: stop reading; a waiting caller may read until it hands back (only from ``READER``)."""
         with self._cond:
+            if self.state != READER:
+                return
             self.state = LENT
             self._idle_since = _monotonic()
             self.lends += 1
