@@ -1078,7 +1078,13 @@ class Engine:
             dispatcher = self._dispatcher
             total_size = dispatcher.total_size
             stop = self._stop
+            batches = 0
             while not done():
+                if batches >= _LEAD_BATCHES:
+                    # Traffic that is not this caller's reply (a flood of events): the reader
+                    # is better at that; this caller waits for its reply to be handed over.
+                    to_reader = True
+                    return
                 room = total_size - (dispatcher.submitted - dispatcher.handled)
                 if room < 1 or stop.is_set():
                     to_reader = True
@@ -1106,6 +1112,7 @@ class Engine:
                     end = (exc.code, exc.reason or str(exc))
                     return
                 reading = False
+                batches += 1
                 end = self._route_batch(batch)
                 if end is not None:
                     return
@@ -1299,6 +1306,8 @@ class Engine:
 #: Seconds a caller, the timer or the reader spends on a frame the socket does not take
 #: before handing it to a background writer.
 _WRITE_SLICE = 0.05
+#: The most batches a caller reads for itself in one wait before leaving the rest to the reader.
+_LEAD_BATCHES = 4
 #: The longest a caller reading for itself waits in one poll (it then checks its own wait).
 _LEAD_SLICE = 0.02
 #: The most bytes of queued frames joined into one write.

@@ -262,3 +262,15 @@ def test_an_oversize_frame_stalled_halfway_does_not_hold_a_reading_caller_past_i
         reported = errors.wait_count(1)
         assert len(reported) == 1 and isinstance(reported[0], maxsdk.MessageTooLargeError)
         assert room.state is ChannelState.JOINED
+
+
+def test_a_caller_waiting_through_a_flood_leaves_it_to_the_reader_and_nothing_is_lost(phoenix_server):
+    """A push whose reply comes after thousands of events: the caller reads a few batches at
+    most, the reader the rest; every event arrives once, in order."""
+    inbox = Inbox()
+    with fast_client(phoenix_server.url, overflow="block") as client:
+        room = client.join("room:lobby")
+        room.on("flood_msg", lambda payload: inbox(payload["i"]))
+        assert room.push("echo", {}).ok  # the connection is now lent to this thread
+        assert room.push("flood", {"n": 3000, "size": 50}, timeout=20).response == {"sent": 3000}
+        assert inbox.wait_count(3000, timeout=20) == list(range(1, 3001))
