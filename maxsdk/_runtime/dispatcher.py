@@ -300,15 +300,30 @@ class DispatchPool:
         (often a caller reading its join reply). The thread is started outside
         the lock: an event submitted meanwhile is taken by the worker on its way.
         """
+        self.start_reserved(self.reserve_worker())
+
+    def reserve_worker(self) -> tuple[_Generation, threading.Thread] | None:
+        """Count the pool's first worker as on its way, without starting it yet.
+
+        Events submitted from now on wait for that worker instead of starting
+        one on the submitting thread. Whoever reserved it must pass it to
+        :meth:`start_reserved` (``None``: the pool has a worker, or no user).
+        """
         with self._lock:
             if self._users <= 0:
-                return
+                return None
             gen = self._gen
             if gen is None:
                 gen = self._gen = _Generation(self._lock)
             if gen.workers:
-                return
-            thread = self._new_worker(gen)
+                return None
+            return gen, self._new_worker(gen)
+
+    def start_reserved(self, reserved: tuple[_Generation, threading.Thread] | None) -> None:
+        """Start a worker :meth:`reserve_worker` returned (outside the lock; ``None``: nothing to do)."""
+        if reserved is None:
+            return
+        gen, thread = reserved
         try:
             thread.start()
         except RuntimeError:  # no more threads: the next event's submit tries again
@@ -666,6 +681,21 @@ class DispatchGroup:
         """Start the shared pool's first worker if it has none (see :meth:`DispatchPool.prestart`)."""
         if self._attached is not None:
             self._attached.prestart()
+
+    def reserve_worker(self) -> tuple[DispatchPool, tuple[_Generation, threading.Thread]] | None:
+        """Reserve the shared pool's first worker (see :meth:`DispatchPool.reserve_worker`)."""
+        pool = self._attached
+        if pool is None:
+            return None
+        reserved = pool.reserve_worker()
+        return None if reserved is None else (pool, reserved)
+
+    @staticmethod
+    def start_reserved(reserved: tuple[DispatchPool, tuple[_Generation, threading.Thread]] | None) -> None:
+        """Start a worker :meth:`reserve_worker` returned (``None``: nothing to do)."""
+        if reserved is not None:
+            pool, worker = reserved
+            pool.start_reserved(worker)
 
     def start(self) -> None:
         """Hold the pool and start the dedicated threads (pool lanes are served from their first event on)."""

@@ -43,7 +43,7 @@ from maxsdk._runtime.dispatcher import DispatchGroup, Lane, OverflowPolicy
 from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
-from maxsdk._runtime.read_baton import ReadBaton
+from maxsdk._runtime.read_baton import NOT_YET, ReadBaton
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, ReadPausedError, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
@@ -162,6 +162,10 @@ class Engine:
         self._lent_transport: Transport | None = None
         #: Callers blocked in wait_connected() (the first connection is lent to them).
         self._connect_waiters = 0
+        #: The timer's entry and the pool's first worker are started by the reader once the
+        #: caller of connect() has its join reply (see _start_deferred_helpers).
+        self._helpers_deferred = False
+        self._reserved_worker: Any = None
         self._internal_idents: frozenset[int] = frozenset()
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.reconnects = 0
@@ -243,18 +247,42 @@ class Engine:
             )
             reader = threading.Thread(target=self._connection_loop, name=f"{self.name}-reader", daemon=True)
             self._reader_thread = reader
-            # The reader starts first: its handshake (mostly waiting on the network) overlaps
-            # with starting the helper threads. Events it queues meanwhile wait in the deque.
-            reader.start()
-            timer = self._timer
-            assert timer is not None
             if start_helpers:
+                # Starting a thread waits for it to run: the reader starts the timer's entry
+                # and the pool's first worker when no caller waits on it any more.
+                self._helpers_deferred = True
                 self._dispatcher.start()
-                # Due at the session's first deadline, if any: a tick now would only find
-                # nothing to do (and wake the timer thread during the handshake).
-                timer.start(None)
-                timer.poke_if_earlier(self._first_deadline())
+            reader.start()
             self._internal_idents = frozenset(() if reader.ident is None else (reader.ident,))
+
+    def _start_deferred_helpers(self) -> None:
+        """Join the shared timer's schedule and start the pool's first worker (once per start).
+
+        Called by the reader: once the caller of ``connect()`` read its join
+        reply (or at once when nobody waits, or before a retry), so that no
+        caller waits for a thread to start; the timer then acts on every
+        deadline set meanwhile (``_first_deadline``).
+        """
+        with self._lock:
+            if not self._helpers_deferred:
+                return
+            self._helpers_deferred = False
+            reserved, self._reserved_worker = self._reserved_worker, None
+        timer = self._timer
+        if timer is not None:
+            # Due at the session's first deadline, if any: a tick now would only find nothing to do.
+            timer.start(None)
+            timer.poke_if_earlier(self._first_deadline())
+        if reserved is not None:
+            self._dispatcher.start_reserved(reserved)
+        else:
+            self._dispatcher.prestart()
+
+    def _start_reserved_worker(self) -> None:
+        """Start the pool worker the reader reserved, if it did not yet (events wait for it)."""
+        with self._lock:
+            reserved, self._reserved_worker = self._reserved_worker, None
+        self._dispatcher.start_reserved(reserved)
 
     def _first_deadline(self) -> float | None:
         """The session's earliest deadline (the failback check counts as due now)."""
@@ -378,6 +406,8 @@ class Engine:
         with self._state_cond:
             self._helpers_running = False
             self._state_cond.notify_all()
+        self._helpers_deferred = False
+        self._start_reserved_worker()  # what waits in the lanes is handled before close() returns
         if self._timer is not None:
             self._timer.stop()
         self._dispatcher.stop()
@@ -791,6 +821,7 @@ class Engine:
         return int(counters.get("heartbeat_replies", 0)) + int(counters.get("joins_ok", 0))
 
     def _wait_before_retry(self, attempt: int, delay: float, error: BaseException | None, why: str) -> None:
+        self._start_deferred_helpers()  # push timeouts must fire while no connection opens
         reason = f"reconnecting in {delay:.2f} s {why} (attempt {attempt})"
         self._set_state(ConnectionState.RECONNECTING, reason)
         self.notify(signals.reconnecting, attempt=attempt, delay=delay, error=error, reason=reason)
@@ -944,14 +975,26 @@ class Engine:
         if lend_from is not None:
             self._lent_transport = transport
             if self._connect_waiters:
+                # Events the caller routes while it reads wait for a worker the reader starts
+                # once the caller has its reply (starting one on the caller would delay it).
+                reserved = dispatcher.reserve_worker() if self._helpers_deferred else None
                 with self._lock:  # atomic with pushes: a push after this finds the connection lent
+                    self._reserved_worker = reserved
                     if self._session.pending_count == 0:
                         baton.lend()  # the caller of connect() reads its join reply itself
-        dispatcher.prestart()
+        if not baton.state:
+            self._start_deferred_helpers()
         try:
             while True:
                 if baton.state:  # not READER: lent to a waiting caller
-                    end = baton.wait_turn()
+                    deferred = self._helpers_deferred
+                    end = baton.wait_turn(patient=not deferred)
+                    if deferred:
+                        # Within IDLE of the lend even when the caller's reply is slow: the
+                        # timer must be there for the deadlines set meanwhile (a join's timeout).
+                        self._start_deferred_helpers()
+                    if end is NOT_YET:
+                        continue
                     if end is not None:
                         if isinstance(end, BaseException):
                             raise end
@@ -979,6 +1022,10 @@ class Engine:
         finally:
             self._lent_transport = None
             baton.reset()
+            if self._stop.is_set():
+                self._start_reserved_worker()
+            else:
+                self._start_deferred_helpers()
 
     def _route_batch(self, batch: list[tuple[int, Any]], lend_from: Any = None) -> tuple[int | None, str] | None:
         """Decode and route one batch of messages; return ``(code, reason)`` for a close.
@@ -1133,7 +1180,7 @@ class Engine:
             if lent is not None:
                 lent.read_deadline = None  # type: ignore[attr-defined]
             with self._lock:  # atomic with pushes: a push after this finds the connection lent
-                busy = self._session.pending_count > 0
+                busy = self._session.pending_count > 0 or self._helpers_deferred
                 baton.hand_back(to_reader=to_reader or busy, end=end)
 
     def recall_connection(self) -> None:

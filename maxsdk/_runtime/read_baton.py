@@ -30,12 +30,14 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["CALLER", "IDLE", "LENT", "READER", "ReadBaton"]
+__all__ = ["CALLER", "IDLE", "LENT", "NOT_YET", "READER", "ReadBaton"]
 
 READER, LENT, CALLER = 0, 1, 2
 #: Seconds a lent connection stays unread before the reader takes it back.
 IDLE = 0.001
 _monotonic = time.monotonic
+#: What an impatient :meth:`ReadBaton.wait_turn` returns while a caller still reads.
+NOT_YET: Any = object()
 
 
 class ReadBaton:
@@ -63,11 +65,13 @@ class ReadBaton:
             self._idle_since = _monotonic()
             self.lends += 1
 
-    def wait_turn(self) -> Any:
+    def wait_turn(self, *, patient: bool = True) -> Any:
         """Reader: block until the connection is the reader's again; return ``end`` (usually ``None``).
 
         A lent connection nobody took for :data:`IDLE` seconds is taken back.
-        While a caller reads, the reader looks every :data:`IDLE` seconds.
+        While a caller reads, the reader looks every :data:`IDLE` seconds; if
+        not ``patient``, it returns :data:`NOT_YET` after the first look (it
+        has something to do meanwhile, and then waits again).
         """
         cond = self._cond
         with cond:
@@ -80,6 +84,8 @@ class ReadBaton:
                     cond.wait(left)
                 else:
                     cond.wait(IDLE)
+                    if not patient and self.state == CALLER:
+                        return NOT_YET
             end, self.end = self.end, None
         return end
 

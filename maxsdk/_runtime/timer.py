@@ -101,9 +101,11 @@ class Timer:
         self.service.schedule(self, -math.inf)
 
     def stop(self) -> None:
-        """Leave the schedule (call :meth:`join` to wait for a tick in flight)."""
-        if self.started:
-            self.service.remove(self)
+        """Leave the schedule (call :meth:`join` to wait for a tick in flight).
+
+        An entry stopped before it started never starts.
+        """
+        self.service.remove(self)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until no tick of this entry runs; ``False`` on timeout (a no-op from the timer thread)."""
@@ -155,7 +157,7 @@ class TimerService:
     def add(self, timer: Timer, when: float | None = -math.inf) -> None:
         """Add ``timer`` to the schedule, due at ``when`` (``None``: not before a poke)."""
         with self._lock:
-            if timer.started:
+            if timer.started or timer.stopped:
                 return
             timer.started = True
             self._entries += 1
@@ -171,6 +173,7 @@ class TimerService:
         """Take ``timer`` out of the schedule (idempotent); the last entry out retires the thread."""
         with self._lock:
             if timer.stopped or not timer.started:
+                timer.stopped = True  # one that never started cannot start any more
                 return
             timer.stopped = True
             timer.generation += 1  # its heap entries go stale

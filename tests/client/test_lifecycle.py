@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 
 import pytest
 
@@ -32,6 +33,39 @@ def settles(condition, timeout: float = 10.0) -> bool:
     return True
 
 
+def _wait_for(get, timeout: float = 5.0):
+    """Wait (bounded) until ``get()`` returns something; fail with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while (value := get()) is None:
+        assert time.monotonic() < deadline, "condition not met within the timeout"
+        pause.wait(0.001)
+    return value
+
+
+def test_connect_and_join_start_no_helper_thread_on_the_callers_thread(phoenix_server, monkeypatch):
+    """Starting a thread waits for it to run: the reader starts the timer and the pool's worker."""
+    started: list[tuple[str, str]] = []
+    original = threading.Thread.start
+
+    def recording_start(thread: threading.Thread) -> None:
+        started.append((thread.name, threading.current_thread().name))
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    seen = threading.Event()
+    with Client(phoenix_server.url) as client:
+        maxsdk.signals.channel_joined.connect(lambda sender, **kw: seen.set(), sender=client, weak=False)
+        room = client.join("room:lobby")
+        by_caller = [name for name, by in started if by == threading.current_thread().name]
+        assert [name.rsplit("-", 1)[1] for name in by_caller] == ["reader"]
+        assert seen.wait(5), "the joined event still reaches its handler (on the pool's worker)"
+        _wait_for(lambda: client._engine._timer.service.thread)
+        reader = client.threads[0].name
+        assert {name for name, by in started if by == reader} >= {"maxsdk-timer"}
+        assert room.push("echo", {"n": 1}).response == {"n": 1}
+
+
 def test_close_joins_every_thread_it_started(phoenix_server):
     client = Client(phoenix_server.url)
     client.connect()
@@ -41,8 +75,9 @@ def test_close_joins_every_thread_it_started(phoenix_server):
     # a client starts only its reader.
     assert [t.name.rsplit("-", 1)[1] for t in threads] == ["reader"]
     service = client._engine._timer.service
-    timer = service.thread
-    assert timer is not None and timer.is_alive()
+    # The reader joins the shared timer right after the join reply reached the caller.
+    timer = _wait_for(lambda: service.thread)
+    assert timer.is_alive()
     client.close()
     assert not any(t.is_alive() for t in threads)
     assert client.state is ConnectionState.CLOSED
