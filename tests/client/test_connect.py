@@ -191,3 +191,20 @@ def test_unknown_option_and_bad_values_are_rejected():
         Client("ws://h/socket", timeout=0)
     with pytest.raises(maxsdk.ConfigurationError):
         Client("ws://h/socket", overflow="explode")
+
+
+def test_push_timeouts_fire_while_every_connection_attempt_is_refused(phoenix_server):
+    """The timer runs from the first retry on, though no connection ever opened."""
+    phoenix_server.refuse_connections(503)
+    client = fast_client(phoenix_server.url)
+    log = SignalLog(client)
+    client.connect_nowait()
+    try:
+        log.wait_for("reconnecting")
+        room = client.join_nowait("room:lobby")
+        pending = room.push_nowait("echo", {"n": 1}, timeout=0.2)
+        assert pending.wait_done(3.0), "the push's own deadline ended it, with no connection"
+        with pytest.raises(maxsdk.ReplyTimeoutError):
+            pending.wait(0)
+    finally:
+        client.close()
