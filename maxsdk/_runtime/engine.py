@@ -189,8 +189,9 @@ class Engine:
             self.driver: ProtocolDriver = PhoenixDriver(config, self._submit)
         else:
             self.driver = driver_factory(config, self._submit)
+        event_handler = getattr(self.driver, "event_handler", None)
         self._dispatcher = DispatchGroup(
-            self._dispatch,
+            self._dispatch if event_handler is None else event_handler(self, self._dispatch),
             self._report_drops,
             maxsize=config.dispatch_queue_size,
             overflow=config.overflow,  # type: ignore[arg-type]
@@ -201,6 +202,9 @@ class Engine:
         )
         # Typed loosely: each protocol's session adds its own operations to the contract.
         self._session: Any = self.driver.session
+        emit_to = getattr(self._session, "emit_to", None)
+        if emit_to is not None:
+            emit_to(self._dispatcher.submit)  # what _submit does, without its call per event
         if not tls_verifies(config):
             log.warning("%s: TLS certificate verification is DISABLED for %s", self.name, self.redacted_url)
 

@@ -84,6 +84,26 @@ class PhoenixDriver:
             return item.owner._lane
         return None
 
+    def event_handler(self, engine: Engine, fallback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """The dispatcher's function per event: channel messages inline, the rest to ``fallback``.
+
+        The same as :meth:`dispatch` for a channel message (counted, then
+        delivered), without its calls: this runs once per message of a flood.
+        """
+        by_event = engine.metrics.messages_by_event
+        by_topic = engine.metrics.messages_by_topic
+
+        def handle(item: Any) -> None:
+            if type(item) is ChannelMessage:
+                message = item.message
+                by_event[message.event] += 1
+                by_topic[message.topic] += 1
+                item.owner._deliver(message, item.join_ref)
+            else:
+                fallback(item)
+
+        return handle
+
     def dispatch(self, engine: Engine, item: Any) -> bool:
         """Deliver channel messages and state changes (dispatcher thread)."""
         kind = type(item)

@@ -158,9 +158,12 @@ class V2JSONSerializer(Serializer):
             value = _decode_slowly(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
             raise RemoteProtocolError(f"frame is not valid JSON: {exc}", frame=data) from None
-        if type(value) is not list or len(value) < 5:
+        if type(value) is list and len(value) == 5:
+            join_ref, ref, topic, event, payload = value  # one unpacking, not five subscripts
+        elif type(value) is not list or len(value) < 5:
             raise RemoteProtocolError("V2 frame is not an array of 5 elements", frame=data)
-        join_ref, ref, topic, event, payload = value[0], value[1], value[2], value[3], value[4]
+        else:
+            join_ref, ref, topic, event, payload = value[0], value[1], value[2], value[3], value[4]
         # The common frame, checked inline (no call): string refs or null, not a reply.
         if (
             type(topic) is str

@@ -382,6 +382,10 @@ class PhoenixSession:
         self._send_entry(entry, None)
         return ref
 
+    def emit_to(self, sink: Callable[[Any], None]) -> None:
+        """Send events to ``sink`` from now on (the runtime's dispatcher, once it exists)."""
+        self._emit = sink
+
     # -- incoming -------------------------------------------------------------------
 
     def receive(self, msg: Message, now: float) -> None:
