@@ -100,7 +100,8 @@ class PendingReply:
         self.created = time.monotonic()
         #: A thread blocked in :meth:`wait` may read the connection itself (see
         #: :mod:`maxsdk._runtime.read_baton`).
-        self.reads_while_waiting = False
+        #: The ident of the thread that waits for this reply reading the connection (0: none).
+        self.reads_while_waiting = 0
 
     def done(self) -> bool:
         """Whether the outcome is known."""
@@ -137,7 +138,7 @@ class PendingReply:
 
     def _wait_reading(self, engine: Engine, limit: float) -> bool:
         """Wait, reading the connection on this thread while the reader lends it."""
-        self.reads_while_waiting = True
+        self.reads_while_waiting = threading.get_ident()
         deadline = time.monotonic() + limit
         engine.read_while_waiting(self.done, deadline)
         if self._outcome is not None:

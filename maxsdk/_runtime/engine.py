@@ -162,6 +162,8 @@ class Engine:
         self._lent_transport: Transport | None = None
         #: Callers blocked in wait_connected() (the first connection is lent to them).
         self._connect_waiters = 0
+        #: The thread of the last blocked wait whose reply the reader completed.
+        self._last_waiting_thread = 0
         #: The timer's entry and the pool's first worker are started by the reader once the
         #: caller of connect() has its join reply (see _start_deferred_helpers).
         self._helpers_deferred = False
@@ -1088,9 +1090,15 @@ class Engine:
             if lend_from is not None and completions and session.pending_count == 0 and not lend_from.buffered():
                 # A blocked caller got its reply and nothing else is in flight: it will
                 # most likely wait again soon, so the connection is lent to it.
+                # Only to a thread whose previous blocked wait was also the last one completed
+                # (a caller pushing one request after another): callers taking turns gain
+                # nothing from it, they would only pass the connection back and forth.
                 for waiter, _ in completions:
-                    if getattr(waiter, "reads_while_waiting", False):
-                        self._baton.lend()
+                    ident = getattr(waiter, "reads_while_waiting", 0)
+                    if ident:
+                        if ident == self._last_waiting_thread:
+                            self._baton.lend()
+                        self._last_waiting_thread = ident
                         break
         if errors is not None:
             for error in errors:

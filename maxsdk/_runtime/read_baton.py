@@ -3,7 +3,9 @@
 A caller blocked in ``push()`` normally waits for the reader thread to read its
 reply and wake it: two thread wake-ups per round trip where a single-threaded
 client has one. So right after the reader completed a reply for a blocked
-caller, and nothing else is in flight, the reader *lends* the connection: it
+caller whose previous blocked wait was the last one it completed too (one
+caller pushing request after request, not callers taking turns), and nothing
+else is in flight, the reader *lends* the connection: it
 stops reading and waits. The caller's next wait then reads the socket itself
 (it is woken by the kernel when its reply arrives, like a single-threaded
 client) and routes every frame exactly as the reader would: events still go to
