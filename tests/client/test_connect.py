@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -95,19 +97,26 @@ def test_checklist_03_custom_refusal_status_is_surfaced(phoenix_server_factory):
     client.close()
 
 
-def test_checklist_03_retryable_refusal_is_retried_until_it_succeeds(phoenix_server):
-    phoenix_server.refuse_connections(503)
-    client = fast_client(phoenix_server.url)
+@contextlib.contextmanager
+def _connecting_while_refused(server) -> Iterator[tuple[Client, SignalLog]]:
+    """A client connecting in the background to ``server``, which refuses with 503 for now."""
+    server.refuse_connections(503)
+    client = fast_client(server.url)
     log = SignalLog(client)
     client.connect_nowait()
     try:
+        yield client, log
+    finally:
+        client.close()
+
+
+def test_checklist_03_retryable_refusal_is_retried_until_it_succeeds(phoenix_server):
+    with _connecting_while_refused(phoenix_server) as (_client, log):
         log.wait_for("reconnecting", count=2)
         phoenix_server.accept_connections()
         log.wait_for("connected")
         failures = [kw["error"] for kw in log.of("reconnecting")]
         assert all(isinstance(e, HandshakeError) and e.status == 503 for e in failures)
-    finally:
-        client.close()
 
 
 def test_checklist_04_auth_token_goes_in_the_subprotocol(phoenix_server_factory):
@@ -195,16 +204,10 @@ def test_unknown_option_and_bad_values_are_rejected():
 
 def test_push_timeouts_fire_while_every_connection_attempt_is_refused(phoenix_server):
     """The timer runs from the first retry on, though no connection ever opened."""
-    phoenix_server.refuse_connections(503)
-    client = fast_client(phoenix_server.url)
-    log = SignalLog(client)
-    client.connect_nowait()
-    try:
+    with _connecting_while_refused(phoenix_server) as (client, log):
         log.wait_for("reconnecting")
         room = client.join_nowait("room:lobby")
         pending = room.push_nowait("echo", {"n": 1}, timeout=0.2)
         assert pending.wait_done(3.0), "the push's own deadline ended it, with no connection"
         with pytest.raises(maxsdk.ReplyTimeoutError):
             pending.wait(0)
-    finally:
-        client.close()
