@@ -45,6 +45,7 @@ from typing import Any, Callable, Union
 
 import requests
 
+from maxsdk._runtime.threads import wait_slice
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import CertificatePinError, ConfigurationError, TokenFetchError, TokenRejectedError
 from maxsdk.protocol.backoff import Backoff, BackoffLike
@@ -346,7 +347,7 @@ class TokenProvider:
         self._cond.notify_all()  # lets an observer (a test) see the waiter count; waiters re-check and wait on
         try:
             while self._generation == generation and not self._closed.is_set():
-                self._cond.wait()
+                self._cond.wait(wait_slice(None))
         finally:
             self._waiting -= 1
         error = self._last_error

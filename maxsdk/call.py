@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.errors import (
     AuthRefusedError,
     ChannelClosedError,
@@ -120,9 +121,9 @@ class PendingCall:
             limit = self.timeout + 1.0 if timeout is None else timeout
             if self._engine is not None:
                 with self._engine.blocking_wait():
-                    done = self._event.wait(limit)
+                    done = wait_interruptibly(self._event.wait, limit)
             else:
-                done = self._event.wait(limit)
+                done = wait_interruptibly(self._event.wait, limit)
             if not done:
                 raise ReplyTimeoutError(
                     f"no reply to {self.method!r} within {limit:g} s", topic=self.topic or "", event=self.method

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from maxsdk import signals
 from maxsdk._runtime.outbox_store import OutboxMessage, OutboxRecord, OutboxStats, OutboxStore, Priority
+from maxsdk._runtime.threads import start_thread
 from maxsdk.config import check_seconds
 from maxsdk.errors import ConfigurationError, MaxsdkError, OutboxClosedError
 from maxsdk.models import to_payload
@@ -259,7 +260,7 @@ class Outbox:
                 return
             self._stopping = False
             self._thread = threading.Thread(target=self._run, name=f"{self._client._engine.name}-outbox", daemon=True)
-            self._thread.start()
+            start_thread(self._thread)
 
     def wake(self) -> None:
         """Ask the delivery thread to look for work (a message, a joined channel, an outcome)."""

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.errors import (
     ChannelClosedError,
     ClientClosedError,
@@ -107,10 +108,13 @@ class PendingReply:
         """Whether the outcome is known."""
         return self._outcome is not None
 
+    def _gate_acquire(self, timeout: float | None) -> bool:
+        return self._gate.acquire(True, -1 if timeout is None else timeout)
+
     def wait_done(self, timeout: float) -> bool:
         """Block until the outcome is known (or ``timeout``); return whether it is. Never raises."""
         if self._outcome is None:
-            if not self._gate.acquire(True, max(0.0, timeout)):
+            if not wait_interruptibly(self._gate_acquire, max(0.0, timeout)):
                 return False
             self._gate.release()
         return True

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import jsonpointer
 
 from maxsdk import signals
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.errors import (
     ChannelClosedError,
     ConfigurationError,
@@ -134,7 +135,7 @@ class PendingUpdate:
 
         """
         limit = self.timeout + 1.0 if timeout is None else timeout
-        if not self._done.wait(limit):
+        if not wait_interruptibly(self._done.wait, limit):
             raise ReplyTimeoutError(
                 f"update {self.id} on {self.topic!r} not settled within {limit:g} s",
                 topic=self.topic,

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
+from maxsdk._runtime.threads import wait_interruptibly, wait_slice
 from maxsdk.errors import ChannelClosedError, ConfigurationError, MaxsdkTimeoutError
 from maxsdk.models import ModelError, decode_versioned
 from maxsdk.protocol.phoenix.message import Message
@@ -81,7 +82,7 @@ class MessageStream:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise StopIteration
-                self._cond.wait(remaining)
+                self._cond.wait(wait_slice(remaining))
             return self._buffer.popleft()
 
     def close(self) -> None:
@@ -144,7 +145,7 @@ class Expectation:
         self._channel._engine.check_blocking_allowed()
         try:
             with self._channel._engine.blocking_wait():
-                done = self._done.wait(timeout)
+                done = wait_interruptibly(self._done.wait, timeout)
             if not done:
                 raise MaxsdkTimeoutError(f"no {self._event_name!r} on {self._channel.topic!r} within {timeout:g} s")
             if self._error is not None:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
+from maxsdk._runtime.threads import wait_slice
 from maxsdk.errors import ClientClosedError, MaxsdkTimeoutError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class Subscription:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise MaxsdkTimeoutError(f"no update on {self.topic!r} within {timeout:g} s")
-                self._cond.wait(remaining)
+                self._cond.wait(wait_slice(remaining))
             return self._buffer.popleft()
 
     def __iter__(self) -> Iterator[Any]:

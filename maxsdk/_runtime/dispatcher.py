@@ -82,6 +82,8 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Literal
 
+from maxsdk._runtime.threads import start_thread
+
 __all__ = ["DispatchGroup", "DispatchPool", "Lane", "OverflowPolicy", "current_lane"]
 
 log = logging.getLogger("maxsdk.dispatcher")
@@ -290,7 +292,7 @@ class DispatchPool:
     def _track(self, thread: threading.Thread) -> None:
         """Under the lock: remember and start a thread of the pool."""
         self._remember(thread)
-        thread.start()
+        start_thread(thread)
 
     def prestart(self) -> None:
         """Start the pool's first worker now, if it has none yet.
@@ -325,7 +327,7 @@ class DispatchPool:
             return
         gen, thread = reserved
         try:
-            thread.start()
+            start_thread(thread)
         except RuntimeError:  # no more threads: the next event's submit tries again
             log.warning("cannot start a dispatch worker thread", exc_info=True)
             with self._lock:
@@ -450,7 +452,7 @@ class _DedicatedThread:
         if self.thread is None or not self.thread.is_alive():
             self.stopping = False
             self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self.thread.start()
+            start_thread(self.thread)
 
     def _run(self) -> None:
         lane, wake = self.lane, self.wake

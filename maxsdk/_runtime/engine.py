@@ -44,6 +44,7 @@ from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.read_baton import NOT_YET, ReadBaton
+from maxsdk._runtime.threads import start_thread, wait_slice
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, ReadPausedError, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
@@ -258,7 +259,7 @@ class Engine:
                 # and the pool's first worker when no caller waits on it any more.
                 self._helpers_deferred = True
                 self._dispatcher.start()
-            reader.start()
+            start_thread(reader)
             self._internal_idents = frozenset(() if reader.ident is None else (reader.ident,))
 
     def _start_deferred_helpers(self) -> None:
@@ -336,7 +337,7 @@ class Engine:
             remaining = deadline - _monotonic()
             if remaining <= 0:
                 return
-            self._state_cond.wait(remaining)
+            self._state_cond.wait(wait_slice(remaining))
 
     def disconnect(self, timeout: float | None = None) -> None:
         """Close the connection and stop reconnecting; channels stay registered.
@@ -646,7 +647,7 @@ class Engine:
             target=self._finish_writes, args=(transport, rest), name=f"{self.name}-writer", daemon=True
         )
         self._writer_thread = writer
-        writer.start()
+        start_thread(writer)
 
     def _finish_writes(self, transport: Any, rest: memoryview) -> None:
         """The background writer: ``_send_lock`` is held on its behalf."""

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from maxsdk._runtime.threads import start_thread
 from maxsdk.config import ClientConfig, endpoint_list
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import ConnectFailedError, MaxsdkError
@@ -99,7 +100,7 @@ class EndpointChooser:
                     target=self._run_probe, args=(self.policy.preferred.url,), name=f"{self._engine.name}-probe"
                 )
                 self._probe.daemon = True
-                self._probe.start()
+                start_thread(self._probe)
             return self.policy.next_deadline()
 
     def _run_probe(self, url: str) -> None:

@@ -84,6 +84,7 @@ from maxsdk._runtime.outbox_record import (
     encode_message,
     new_key,
 )
+from maxsdk._runtime.threads import wait_slice
 from maxsdk.errors import (
     ConfigurationError,
     OutboxClosedError,
@@ -397,7 +398,7 @@ class OutboxStore:
                 self.max_bytes is not None and size > self.max_bytes
             )
             if self.overflow == "block" and not never_fits and (deadline is None or deadline > time.monotonic()):
-                self._space_cond.wait(None if deadline is None else deadline - time.monotonic())
+                self._space_cond.wait(wait_slice(None if deadline is None else deadline - time.monotonic()))
                 self._check_open()
                 continue
             self._totals["refused"] += count

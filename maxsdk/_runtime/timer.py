@@ -39,6 +39,8 @@ import threading
 import time
 from typing import Callable
 
+from maxsdk._runtime.threads import start_thread
+
 __all__ = ["Timer", "TimerService", "is_timer_thread", "shared_service"]
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,7 @@ class TimerService:
                 run = self._run = _Run(self._lock)
                 self._sleeping_until = -math.inf
                 run.thread = threading.Thread(target=self._serve_run, args=(run,), name=THREAD_NAME, daemon=True)
-                run.thread.start()
+                start_thread(run.thread)
             if when is not None:
                 self._push(timer, when)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from maxsdk import signals
+from maxsdk._runtime.threads import start_thread, wait_interruptibly
 from maxsdk.cli.common import add_connection_args, client_from_args, parse_json
 from maxsdk.cli.errors import EXIT, EXIT_HELP
 from maxsdk.cli.output import Printer, to_json
@@ -95,8 +96,8 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         client.connect()
         channel.join()
         if printer.live:
-            ticker.start()
-        stop.wait()
+            start_thread(ticker)
+        wait_interruptibly(stop.wait, None)
     except KeyboardInterrupt:
         printer.note("interrupted")
         status = EXIT["interrupted"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.cli.common import deferred_interrupt
 from maxsdk.cli.errors import EXIT, EXIT_HELP
 from maxsdk.cli.output import Printer
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace, printer: Printer, stop: threading.Event | None
         if args.token:
             printer.line("connect with the param token=<your token> (e.g. ?token=...&vsn=2.0.0)")
         printer.note("channels: room:*, echo:*, ticker:*   (Ctrl-C to stop)")
-        (stop or threading.Event()).wait()
+        wait_interruptibly((stop or threading.Event()).wait, None)
     except KeyboardInterrupt:
         printer.note("stopping...")
         status = EXIT["interrupted"]

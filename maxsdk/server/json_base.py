@@ -49,6 +49,8 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection, serve
 
+from maxsdk._runtime.threads import start_thread
+
 __all__ = ["JsonConnection", "JsonRecord", "JsonServerBase"]
 
 logger = logging.getLogger("maxsdk.server.json")
@@ -199,11 +201,11 @@ class JsonServerBase:
             self._thread = threading.Thread(
                 target=self._server.serve_forever, name=f"maxsdk-{self.kind}-server-{self._port}"
             )
-            self._thread.start()
+            start_thread(self._thread)
             self._timer_thread = threading.Thread(
                 target=self._run_timers, name=f"maxsdk-{self.kind}-server-{self._port}-timer"
             )
-            self._timer_thread.start()
+            start_thread(self._timer_thread)
         logger.info("%s server listening at %s", self.kind, self.url)
 
     def stop(self, *, abrupt: bool = False, code: int = 1001, reason: str = "") -> None:

@@ -15,6 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from maxsdk._runtime.threads import start_thread
+
 logger = logging.getLogger(__name__)
 
 Task = Callable[[], None]
@@ -77,7 +79,7 @@ class Scheduler:
         self._spawned += 1
         thread = threading.Thread(target=self._work, name=f"{self._name}-worker-{self._spawned}", daemon=True)
         self._threads.add(thread)
-        thread.start()
+        start_thread(thread)
 
     def _work(self) -> None:
         me = threading.current_thread()

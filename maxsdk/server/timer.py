@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from maxsdk._runtime.threads import start_thread
+
 logger = logging.getLogger(__name__)
 
 Action = Callable[[], None]
@@ -57,7 +59,7 @@ class Timer:
             heapq.heappush(self._heap, (deadline, next(self._seq), handle))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+                start_thread(self._thread)
             self._cond.notify()
         return handle
 

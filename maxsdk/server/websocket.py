@@ -29,6 +29,8 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
+from maxsdk._runtime.threads import start_thread
+
 from .connect import ConnectRequest, Refuse
 from .endpoint import Endpoint
 from .query import decode_query
@@ -96,7 +98,7 @@ class WebSocketListener:
         )
         self._prepare(self._server)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"maxsdk-server-accept-{self._port}")
-        self._thread.start()
+        start_thread(self._thread)
         return self._port
 
     def _prepare(self, server: Server) -> None:

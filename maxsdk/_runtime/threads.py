@@ -1,0 +1,116 @@
+"""Threads and signals: Ctrl-C reaches a program that waits on maxsdk.
+
+CPython runs signal handlers on the main thread only, between bytecodes. A
+signal's low-level handler merely marks it pending, and a main thread asleep
+in ``Event.wait()`` or ``Lock.acquire()`` looks at that mark only when the
+sleep ends. Two things can make the sleep outlast the signal:
+
+* the kernel delivers a process-wide signal (Ctrl-C's SIGINT, SIGTERM from a
+  supervisor) to any one thread that does not block it; if a helper thread
+  takes it, the main thread's sleep is not interrupted at all;
+* when the main thread takes it just before it goes to sleep, the sleep has
+  not begun yet and nothing interrupts it either.
+
+So every thread maxsdk starts blocks the asynchronous signals for its whole
+life (:func:`start_thread`: the new thread inherits the block from its
+starter, with no window in which it could take one), and maxsdk's blocking
+waits on the main thread sleep in slices (:func:`wait_interruptibly`), so a
+pending handler runs within :data:`SIGNAL_CHECK_INTERVAL`. Faults (SIGSEGV,
+SIGBUS, SIGFPE, ...) and SIGPIPE are directed at the faulting thread and are
+left alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from time import monotonic as _monotonic
+
+__all__ = ["ASYNC_SIGNALS", "SIGNAL_CHECK_INTERVAL", "start_thread", "wait_interruptibly", "wait_slice"]
+
+#: The asynchronous, process-directed signals a Python program may handle.
+ASYNC_SIGNALS: frozenset[signal.Signals] = frozenset(
+    getattr(signal, name)
+    for name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGCHLD",
+        "SIGWINCH",
+    )
+    if hasattr(signal, name)
+)
+
+_CAN_MASK = hasattr(signal, "pthread_sigmask") and bool(ASYNC_SIGNALS)
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """``thread.start()``, with :data:`ASYNC_SIGNALS` blocked in the new thread.
+
+    The calling thread's own signal mask is the same afterwards. A signal that
+    arrives during the start stays pending for the process and is taken by a
+    thread that does not block it (the main thread) as soon as one can.
+    """
+    if not _CAN_MASK:
+        thread.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ASYNC_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        if not previous >= ASYNC_SIGNALS:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+#: The longest a blocking wait on the main thread sleeps before Python may run
+#: the handlers of signals that arrived meanwhile (see :func:`wait_interruptibly`).
+SIGNAL_CHECK_INTERVAL = 0.1
+
+_main_thread = threading.main_thread()
+
+
+def wait_interruptibly(wait: Callable[[float | None], bool], timeout: float | None) -> bool:
+    """``wait(timeout)``; on the main thread, in slices of :data:`SIGNAL_CHECK_INTERVAL`.
+
+    ``wait`` is a blocking wait that returns whether its condition came true
+    (``Event.wait``, ``Lock.acquire`` with ``blocking=True``...). CPython runs
+    signal handlers only between bytecodes of the main thread: a signal whose
+    low-level handler runs just before that thread goes to sleep in a lock
+    (or on another thread) is not handled until it wakes up. A Ctrl-C during a
+    push with a 60 s timeout, or ``Event.wait()`` with none, would be held up
+    that long. Waking every slice bounds the delay; off the main thread the
+    wait is one call, as no signal handler runs there.
+    """
+    if timeout is not None and timeout <= SIGNAL_CHECK_INTERVAL:
+        return wait(timeout)
+    if threading.current_thread() is not _main_thread:
+        return wait(timeout)
+    if timeout is None:
+        while not wait(SIGNAL_CHECK_INTERVAL):
+            pass
+        return True
+    deadline = _monotonic() + timeout
+    while True:
+        left = deadline - _monotonic()
+        if left <= SIGNAL_CHECK_INTERVAL:
+            return wait(max(left, 0.0))
+        if wait(SIGNAL_CHECK_INTERVAL):
+            return True
+
+
+def wait_slice(timeout: float | None) -> float | None:
+    """How long one ``Condition.wait`` of a wait loop may sleep on this thread.
+
+    ``timeout`` off the main thread; on it, at most :data:`SIGNAL_CHECK_INTERVAL`
+    (for loops that re-check their condition and deadline on every wake-up).
+    """
+    if threading.current_thread() is not _main_thread:
+        return timeout
+    return SIGNAL_CHECK_INTERVAL if timeout is None or timeout > SIGNAL_CHECK_INTERVAL else timeout
