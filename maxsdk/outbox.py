@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from maxsdk import signals
 from maxsdk._runtime.outbox_store import OutboxMessage, OutboxRecord, OutboxStats, OutboxStore, Priority
-from maxsdk._runtime.threads import start_thread
+from maxsdk._runtime.threads import start_thread, wait_slice
 from maxsdk.config import check_seconds
 from maxsdk.errors import ConfigurationError, MaxsdkError, OutboxClosedError
 from maxsdk.models import to_payload
@@ -249,7 +249,7 @@ class Outbox:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(min(remaining, 0.5))
+                self._cond.wait(wait_slice(min(remaining, 0.5)))
 
     # -- the delivery thread ---------------------------------------------------------------
 

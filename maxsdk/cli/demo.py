@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from maxsdk import signals
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.cli.common import deferred_interrupt, parse_params
 from maxsdk.cli.errors import EXIT_HELP
 from maxsdk.cli.output import Printer, to_json
@@ -53,7 +54,7 @@ class _Waiter:
         self.event.set()
 
     def wait(self, what: str) -> Any:
-        if not self.event.wait(WAIT):
+        if not wait_interruptibly(self.event.wait, WAIT):
             raise TimeoutError(f"gave up waiting for {what}")
         self.event.clear()
         return self.value

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import ExitStack
 from typing import Any
 
+from maxsdk._runtime.threads import wait_slice
 from maxsdk.cli.common import parse_params
 from maxsdk.cli.output import Printer
 from maxsdk.client import Client
@@ -35,9 +37,13 @@ class _Ticks:
             self.cond.notify_all()
 
     def wait(self, what: str, predicate: Any) -> None:
+        deadline = time.monotonic() + WAIT
         with self.cond:
-            if not self.cond.wait_for(predicate, WAIT):
-                raise TimeoutError(f"gave up waiting for {what}")
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"gave up waiting for {what}")
+                self.cond.wait(wait_slice(left))
 
 
 def recovery_steps(printer: Printer, url: str, token: str | None, server: Any, history: Any, stack: ExitStack) -> None:

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from maxsdk import signals
+from maxsdk._runtime.threads import wait_interruptibly
 from maxsdk.channel import Channel
 from maxsdk.client import Client
 from maxsdk.errors import ConfigurationError
@@ -370,7 +371,7 @@ def listen(
             channels.append(holder.join(topic, params))
             if joined is not None:
                 joined(channel)
-        if not stop.wait(duration):
+        if not wait_interruptibly(stop.wait, duration):
             finish("duration", f"listened for {duration:g} s")
     finally:
         for channel, ref in refs:
