@@ -115,7 +115,10 @@ def test_refuse_connections_until_accepted(server: PhoenixServer, connect: Clien
 
 
 def test_send_raw_frames(server: PhoenixServer, connect: ClientFactory) -> None:
-    one, two = connect(server), connect(server)
+    # "one" is registered before "two" connects, so it is connections[0] (see below).
+    one = connect(server)
+    server.wait_for_connections(1)
+    two = connect(server)
     server.wait_for_connections(2)
     assert server.send_raw("this is not json") == 2
     assert one.recv() == "this is not json"
@@ -126,8 +129,12 @@ def test_send_raw_frames(server: PhoenixServer, connect: ClientFactory) -> None:
 
 
 def test_crash_channel_by_topic(server: PhoenixServer, connect: ClientFactory) -> None:
-    one, two = connect(server, user_id="a"), connect(server, user_id="b")
+    # "a" has joined (so its connection is registered) before "b" connects: the server
+    # registers a connection on its own thread after the handshake, so two connections
+    # opened back to back may register in either order.
+    one = connect(server, user_id="a")
     join_room(one, ref="1")
+    two = connect(server, user_id="b")
     join_room(two, ref="9")
     one.recv_json()  # b's presence_diff
     assert server.crash_channel("room:lobby") == 2
