@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from time import monotonic as _monotonic
 
 __all__ = ["ASYNC_SIGNALS", "SIGNAL_CHECK_INTERVAL", "start_thread", "wait_interruptibly", "wait_slice"]
@@ -48,7 +48,13 @@ ASYNC_SIGNALS: frozenset[signal.Signals] = frozenset(
     if hasattr(signal, name)
 )
 
-_CAN_MASK = hasattr(signal, "pthread_sigmask") and bool(ASYNC_SIGNALS)
+# The C function where there is one: it returns a set of ints, where signal.pthread_sigmask
+# turns them into enums (7x slower: 0.8 against 6 us for a block and a restore).
+_sigmask: Callable[[int, Iterable[int]], set[int]] | None = getattr(
+    getattr(signal, "_signal", None), "pthread_sigmask", None
+) or getattr(signal, "pthread_sigmask", None)
+
+_BLOCKED = frozenset(int(number) for number in ASYNC_SIGNALS)
 
 
 def start_thread(thread: threading.Thread) -> None:
@@ -58,15 +64,15 @@ def start_thread(thread: threading.Thread) -> None:
     arrives during the start stays pending for the process and is taken by a
     thread that does not block it (the main thread) as soon as one can.
     """
-    if not _CAN_MASK:
+    if _sigmask is None or not _BLOCKED:
         thread.start()
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ASYNC_SIGNALS)
+    previous = _sigmask(signal.SIG_BLOCK, _BLOCKED)
     try:
         thread.start()
     finally:
-        if not previous >= ASYNC_SIGNALS:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if not previous >= _BLOCKED:
+            _sigmask(signal.SIG_SETMASK, previous)
 
 
 #: The longest a blocking wait on the main thread sleeps before Python may run
