@@ -50,6 +50,14 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds to wait for the connection (default 10)",
     )
+    parser.add_argument(
+        "--follow-redirects",
+        type=int,
+        default=0,
+        metavar="N",
+        help="follow up to N redirects of the opening request, to the same scheme only; the URL the"
+        " server names is used as given, without your --param/--token (default 0: a redirect is an error)",
+    )
 
 
 def parse_params(pairs: list[str], token: str | None = None) -> dict[str, str]:
@@ -115,6 +123,7 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Client:
         vsn=args.vsn,
         verify_tls=not args.insecure,
         connect_timeout=args.connect_timeout,
+        follow_redirects=args.follow_redirects,
         **options,
     )
 

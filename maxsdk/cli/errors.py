@@ -90,6 +90,8 @@ def describe(error: BaseException) -> str:
         return f"{message} (the server refused the credentials: {_CREDENTIALS_HINT})"
     if isinstance(error, errors.HandshakeError) and error.status == 404:
         return f"{message} ({_PATH_HINT})"
+    if isinstance(error, errors.HandshakeError) and "follow_redirects is 0" in message:
+        return message.replace("follow_redirects is 0", "pass --follow-redirects 1 to follow it")
     if isinstance(error, errors.HandshakeError) and error.status in (200, 301, 302, 400):
         return f"{message} (is this a Phoenix socket URL? {_PATH_HINT})"
     return message

@@ -7,6 +7,7 @@ the hostile ones); the in-process tests at the end cover what a subprocess canno
 from __future__ import annotations
 
 import errno
+import json
 import re
 import signal
 import socket
@@ -207,6 +208,42 @@ def test_a_web_page_from_a_server_that_is_not_phoenix_is_one_short_line(status):
     line = assert_one_line_error(result)
     assert "'Welcome to nginx!'" in line and "<" not in line and "Oops" not in line
     assert "/socket" in line  # the hint: this is not a Phoenix socket URL
+
+
+def redirect_response(location: str) -> bytes:
+    return (
+        f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def test_a_redirect_is_one_line_that_names_the_option_to_follow_it(phoenix_server):
+    server = RawHTTPServer(redirect_response(phoenix_server.url + "?vsn=2.0.0&token=s3cret"))
+    try:
+        result = run("push", server.url, "room:lobby", "echo", timeout=30)
+    finally:
+        server.close()
+    assert result.returncode == EXIT["connection"]
+    line = assert_one_line_error(result)
+    assert "307" in line and "--follow-redirects 1" in line
+    assert f"127.0.0.1:{phoenix_server.port}" in line and "s3cret" not in line  # the Location, redacted
+
+
+def test_follow_redirects_reaches_the_server_the_redirect_names(phoenix_server):
+    server = RawHTTPServer(redirect_response(phoenix_server.url + "?vsn=2.0.0"))
+    try:
+        result = run("push", server.url, "room:lobby", "echo", '{"via": "redirect"}', "--follow-redirects", "1")
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": "ok", "response": {"via": "redirect"}}
+    assert phoenix_server.wait_for_message(event="echo", topic="room:lobby", timeout=10).payload == {"via": "redirect"}
+
+
+@pytest.mark.parametrize("value", ["-1", "99"])
+def test_follow_redirects_out_of_range_is_a_usage_error(value, phoenix_server):
+    result = run("push", phoenix_server.url, "room:lobby", "echo", "--follow-redirects", value, timeout=30)
+    assert result.returncode == EXIT["usage"]
+    assert "follow_redirects" in assert_one_line_error(result)
 
 
 # -- outbox -----------------------------------------------------------------------------------------
