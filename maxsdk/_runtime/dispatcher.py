@@ -271,7 +271,7 @@ class DispatchPool:
 
     def _spawn(self, gen: _Generation) -> None:
         """Start a worker of ``gen`` (under the lock)."""
-        self._track(self._new_worker(gen))
+        self._track(self._new_worker(gen), runs_user_code=True)
 
     def _new_worker(self, gen: _Generation) -> threading.Thread:
         """Under the lock: a worker of ``gen``, counted (and remembered) but not started."""
@@ -289,10 +289,10 @@ class DispatchPool:
         self._threads = {t for t in self._threads if t.ident is None or t.is_alive()}
         self._threads.add(thread)
 
-    def _track(self, thread: threading.Thread) -> None:
-        """Under the lock: remember and start a thread of the pool."""
+    def _track(self, thread: threading.Thread, *, runs_user_code: bool) -> None:
+        """Under the lock: remember and start a thread of the pool (a worker runs handlers)."""
         self._remember(thread)
-        start_thread(thread)
+        start_thread(thread, runs_user_code=runs_user_code)
 
     def prestart(self) -> None:
         """Start the pool's first worker now, if it has none yet.
@@ -327,7 +327,7 @@ class DispatchPool:
             return
         gen, thread = reserved
         try:
-            start_thread(thread)
+            start_thread(thread, runs_user_code=True)
         except RuntimeError:  # no more threads: the next event's submit tries again
             log.warning("cannot start a dispatch worker thread", exc_info=True)
             with self._lock:
@@ -341,7 +341,7 @@ class DispatchPool:
             gen.supervisor = threading.Thread(
                 target=self._supervise, args=(gen,), name="maxsdk-dispatch-supervisor", daemon=True
             )
-            self._track(gen.supervisor)
+            self._track(gen.supervisor, runs_user_code=False)
         else:
             gen.stalled.notify()
 
@@ -452,7 +452,7 @@ class _DedicatedThread:
         if self.thread is None or not self.thread.is_alive():
             self.stopping = False
             self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            start_thread(self.thread)
+            start_thread(self.thread, runs_user_code=True)
 
     def _run(self) -> None:
         lane, wake = self.lane, self.wake

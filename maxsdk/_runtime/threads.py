@@ -11,11 +11,14 @@ sleep ends. Two things can make the sleep outlast the signal:
 * when the main thread takes it just before it goes to sleep, the sleep has
   not begun yet and nothing interrupts it either.
 
-So every thread maxsdk starts blocks the asynchronous signals for its whole
-life (:func:`start_thread`: the new thread inherits the block from its
-starter, with no window in which it could take one), and maxsdk's blocking
-waits on the main thread sleep in slices (:func:`wait_interruptibly`), so a
-pending handler runs within :data:`SIGNAL_CHECK_INTERVAL`. Faults (SIGSEGV,
+So maxsdk's own threads (reader, writer, timer, outbox, ...) block the
+asynchronous signals for their whole life (:func:`start_thread`: the new
+thread inherits the block from its starter, with no window in which it could
+take one), and maxsdk's blocking waits on the main thread sleep in slices
+(:func:`wait_interruptibly`), so a pending handler runs within
+:data:`SIGNAL_CHECK_INTERVAL`. The threads that run the application's
+handlers keep those signals unblocked, like any thread of the application:
+a process started from a handler inherits that thread's signal mask. Faults (SIGSEGV,
 SIGBUS, SIGFPE, ...) and SIGPIPE are directed at the faulting thread and are
 left alone.
 """
@@ -57,21 +60,31 @@ _sigmask: Callable[[int, Iterable[int]], set[int]] | None = getattr(
 _BLOCKED = frozenset(int(number) for number in ASYNC_SIGNALS)
 
 
-def start_thread(thread: threading.Thread) -> None:
-    """``thread.start()``, with :data:`ASYNC_SIGNALS` blocked in the new thread.
+def start_thread(thread: threading.Thread, *, runs_user_code: bool = False) -> None:
+    """``thread.start()``, with :data:`ASYNC_SIGNALS` blocked in the new thread for its whole life.
 
-    The calling thread's own signal mask is the same afterwards. A signal that
+    ``runs_user_code``: the thread runs the application's handlers. It starts
+    with those signals unblocked instead, as a thread the application starts
+    itself would: a process a handler starts inherits its thread's mask, and
+    one with SIGTERM blocked could not be terminated.
+
+    The calling thread's own mask is the same afterwards. A signal that
     arrives during the start stays pending for the process and is taken by a
-    thread that does not block it (the main thread) as soon as one can.
+    thread that does not block it as soon as one can.
     """
     if _sigmask is None or not _BLOCKED:
         thread.start()
         return
-    previous = _sigmask(signal.SIG_BLOCK, _BLOCKED)
+    if runs_user_code:
+        previous = _sigmask(signal.SIG_UNBLOCK, _BLOCKED)
+        changed = not _BLOCKED.isdisjoint(previous)
+    else:
+        previous = _sigmask(signal.SIG_BLOCK, _BLOCKED)
+        changed = not previous >= _BLOCKED
     try:
         thread.start()
     finally:
-        if not previous >= _BLOCKED:
+        if changed:
             _sigmask(signal.SIG_SETMASK, previous)
 
 

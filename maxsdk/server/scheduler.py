@@ -79,7 +79,7 @@ class Scheduler:
         self._spawned += 1
         thread = threading.Thread(target=self._work, name=f"{self._name}-worker-{self._spawned}", daemon=True)
         self._threads.add(thread)
-        start_thread(thread)
+        start_thread(thread, runs_user_code=True)  # it runs the channels' callbacks
 
     def _work(self) -> None:
         me = threading.current_thread()

@@ -14,6 +14,7 @@ must end with that exception long before its own timeout.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+import maxsdk
 from maxsdk._runtime.threads import ASYNC_SIGNALS, start_thread, wait_interruptibly, wait_slice
 from tests.client.helpers import fast_client
 
@@ -99,8 +101,19 @@ def _signal_bystander_once_in(function: str, bystander: threading.Thread) -> thr
     return sender
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
-def test_every_thread_maxsdk_starts_blocks_the_process_signals(phoenix_server, tmp_path):
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+#: The threads that run the application's handlers (the client's pool and dedicated lanes, the
+#: embedded server's workers, which run its channels' callbacks).
+HANDLER_THREADS = ("maxsdk-dispatch-worker-", "-dispatch-", "-worker-")
+
+
+def _runs_handlers(name: str) -> bool:
+    return any(part in name for part in HANDLER_THREADS) and "supervisor" not in name
+
+
+@LINUX_ONLY
+def test_maxsdk_threads_block_the_process_signals_and_handler_threads_do_not(phoenix_server, tmp_path):
     before = {thread.ident for thread in threading.enumerate()}
     main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     with fast_client(phoenix_server.url, outbox=tmp_path / "outbox") as client:
@@ -109,21 +122,52 @@ def test_every_thread_maxsdk_starts_blocks_the_process_signals(phoenix_server, t
         assert room.push("echo", {"n": 1}).response == {"n": 1}
         heard = threading.Event()
         room.on("shout", lambda payload: heard.set())
+        client.on_signal(maxsdk.signals.connected, lambda sender, **kw: None)  # a pool worker runs it
         room.push("shout", {"body": "hi"})
         assert heard.wait(10)
-        ours = [thread for thread in threading.enumerate() if thread.ident not in before]
+        ours = [
+            thread
+            for thread in threading.enumerate()
+            if thread.ident not in before and thread.is_alive() and thread.native_id is not None
+        ]
         names = {thread.name for thread in ours}
         # The server's accept and connection threads, the client's reader, timer and workers.
         assert any("reader" in name for name in names), names
-        assert any("dispatch" in name for name in names), names
+        assert any(_runs_handlers(name) for name in names), names
         assert any("server" in name for name in names), names
-        unblocked = {
-            thread.name: sorted(ASYNC_SIGNALS - _blocked_signals(thread.native_id))
-            for thread in ours
-            if thread.is_alive() and thread.native_id is not None
+        masks = {thread.name: ASYNC_SIGNALS & _blocked_signals(thread.native_id) for thread in ours}
+        wrong = {
+            name: sorted(blocked)
+            for name, blocked in masks.items()
+            if (blocked != set() if _runs_handlers(name) else blocked != ASYNC_SIGNALS)
         }
-        assert all(not missing for missing in unblocked.values()), unblocked
+        assert not wrong, (wrong, sorted(masks))
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == main_mask
+
+
+@LINUX_ONLY
+def test_a_process_started_by_a_handler_can_be_interrupted_and_terminated(phoenix_server):
+    """A child inherits its thread's signal mask: one started from a handler must not block
+    SIGINT or SIGTERM (it could not be stopped)."""
+    masks: list[set[int]] = []
+    done = threading.Event()
+    script = "import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
+
+    def handler(payload: Any) -> None:
+        try:
+            status = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+            line = next(line for line in status.stdout.splitlines() if line.startswith("SigBlk:"))
+            mask = int(line.split()[1], 16)
+            masks.append({number for number in range(1, 65) if mask & (1 << (number - 1))})
+        finally:
+            done.set()
+
+    with fast_client(phoenix_server.url) as client:
+        room = client.join("room:lobby")
+        room.on("shout", handler)
+        room.push("shout", {"body": "start a process"})
+        assert done.wait(30)
+    assert masks and not masks[0] & ASYNC_SIGNALS, masks
 
 
 def test_start_thread_leaves_the_starters_mask_as_it_was():
