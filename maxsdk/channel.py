@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast, over
 
 from maxsdk import signals
 from maxsdk._runtime.shards import is_cap_refusal
+from maxsdk._runtime.threads import call_user_code
 from maxsdk.config import check_seconds
 from maxsdk.errors import (
     ChannelClosedError,
@@ -342,7 +343,7 @@ class Channel:
         self._client._shards.retire_if_idle(engine)
 
     def _join_params(self) -> Any:
-        params = self.params() if callable(self.params) else self.params
+        params = call_user_code(self.params) if callable(self.params) else self.params
         params = to_payload(params)
         if params is None:
             params = {}

@@ -44,7 +44,7 @@ from maxsdk._runtime.failover import EndpointChooser
 from maxsdk._runtime.handshake import ConnectAttempt, check_header_value
 from maxsdk._runtime.metrics import Metrics
 from maxsdk._runtime.read_baton import NOT_YET, ReadBaton
-from maxsdk._runtime.threads import start_thread, wait_slice
+from maxsdk._runtime.threads import call_user_code, start_thread, wait_slice
 from maxsdk._runtime.timer import TIMER_IDENTS, Timer
 from maxsdk._runtime.transport import BINARY, TEXT, ReadPausedError, Transport, TransportOptions
 from maxsdk.config import ClientConfig, make_ssl_context, tls_pins, tls_verifies
@@ -851,7 +851,7 @@ class Engine:
                 getattr(source, "__self__", None), "invalidate", None
             )
             if callable(invalidate):
-                invalidate()  # a token provider: fetch a new token on the next call
+                call_user_code(invalidate)  # a token provider: fetch a new token on the next call
                 renewed = True
             elif callable(source):
                 renewed = True  # re-evaluated on every attempt anyway
@@ -864,9 +864,9 @@ class Engine:
             self.driver.config = self.endpoints.next_config()
             self.redacted_url = redact_url(self.endpoints.url)
         try:
-            params = config.params() if callable(config.params) else config.params
-            headers = config.headers() if callable(config.headers) else config.headers
-            token = config.auth_token() if callable(config.auth_token) else config.auth_token
+            params = call_user_code(config.params) if callable(config.params) else config.params
+            headers = call_user_code(config.headers) if callable(config.headers) else config.headers
+            token = call_user_code(config.auth_token) if callable(config.auth_token) else config.auth_token
             url = self.driver.connect_url(params)
         except MaxsdkError:
             raise

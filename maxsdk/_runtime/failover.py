@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from maxsdk._runtime.threads import start_thread
+from maxsdk._runtime.threads import call_user_code, start_thread
 from maxsdk.config import ClientConfig, endpoint_list
 from maxsdk.endpoint import redact_url
 from maxsdk.errors import ConnectFailedError, MaxsdkError
@@ -49,7 +49,7 @@ class EndpointChooser:
         urls = None
         if source is not None:
             try:
-                urls = endpoint_list(source())
+                urls = endpoint_list(call_user_code(source))
             except MaxsdkError:
                 raise
             except Exception as exc:

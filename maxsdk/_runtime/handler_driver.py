@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from maxsdk import signals
+from maxsdk._runtime.threads import call_user_code
 from maxsdk._runtime.transport import Transport, TransportOptions, open_websocket
 from maxsdk.config import ClientConfig
 from maxsdk.errors import AuthRefusedError, ConnectFailedError, MaxsdkError, RemoteProtocolError
@@ -146,7 +147,7 @@ class HandlerDriver:
         credentials = self._credentials
         if callable(credentials):
             try:
-                credentials = credentials()
+                credentials = call_user_code(credentials)
             except Exception as exc:
                 raise ConnectFailedError(f"cannot build the auth credentials: {exc!r}") from exc
         self.session.credentials = credentials

@@ -29,8 +29,18 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from time import monotonic as _monotonic
+from typing import TypeVar
 
-__all__ = ["ASYNC_SIGNALS", "SIGNAL_CHECK_INTERVAL", "start_thread", "wait_interruptibly", "wait_slice"]
+__all__ = [
+    "ASYNC_SIGNALS",
+    "SIGNAL_CHECK_INTERVAL",
+    "call_user_code",
+    "start_thread",
+    "wait_interruptibly",
+    "wait_slice",
+]
+
+_T = TypeVar("_T")
 
 #: The asynchronous, process-directed signals a Python program may handle.
 ASYNC_SIGNALS: frozenset[signal.Signals] = frozenset(
@@ -133,3 +143,21 @@ def wait_slice(timeout: float | None) -> float | None:
     if threading.current_thread() is not _main_thread:
         return timeout
     return SIGNAL_CHECK_INTERVAL if timeout is None or timeout > SIGNAL_CHECK_INTERVAL else timeout
+
+
+def call_user_code(function: Callable[[], _T]) -> _T:
+    """``function()``, with :data:`ASYNC_SIGNALS` unblocked on this thread while it runs.
+
+    For the application's callables that maxsdk calls on its own threads
+    (params, headers and token callables on the reader, join params on a
+    rejoin): a process they start (a command that prints a token) inherits
+    the thread's signal mask, and must be one Ctrl-C and SIGTERM can stop.
+    """
+    if _sigmask is None or not _BLOCKED:
+        return function()
+    previous = _sigmask(signal.SIG_UNBLOCK, _BLOCKED)
+    try:
+        return function()
+    finally:
+        if not _BLOCKED.isdisjoint(previous):
+            _sigmask(signal.SIG_SETMASK, previous)

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +244,43 @@ def test_wait_interruptibly_keeps_its_deadline_and_result():
     flag.set()
     assert wait_interruptibly(flag.wait, None) is True
     assert wait_interruptibly(flag.wait, LONG) is True
+
+
+def _child_blocked_signals() -> set[int]:
+    """The signals a process started from this thread blocks."""
+    script = "import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
+    status = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    line = next(line for line in status.stdout.splitlines() if line.startswith("SigBlk:"))
+    mask = int(line.split()[1], 16)
+    return {number for number in range(1, 65) if mask & (1 << (number - 1))}
+
+
+@LINUX_ONLY
+def test_callables_maxsdk_calls_on_its_threads_start_processes_that_can_be_stopped(phoenix_server):
+    """A params or token callable may run a command (one that prints a token): on the reader,
+    at a rejoin, the process it starts must not block SIGINT or SIGTERM."""
+    seen: list[tuple[str, str, set[int]]] = []
+    lock = threading.Lock()
+
+    def probe(what: str) -> Callable[[], dict[str, str]]:
+        def evaluate() -> dict[str, str]:
+            blocked = _child_blocked_signals() & ASYNC_SIGNALS
+            with lock:
+                seen.append((what, threading.current_thread().name, blocked))
+            return {"user_id": what}
+
+        return evaluate
+
+    with fast_client(phoenix_server.url, params=probe("socket")) as client:
+        rejoined = threading.Event()
+        client.on_signal(maxsdk.signals.channel_joined, lambda sender, **kw: kw["rejoined"] and rejoined.set())
+        room = client.channel("room:lobby", params=probe("join"))
+        room.join()
+        phoenix_server.drop_connections()
+        assert rejoined.wait(20)
+    with lock:
+        calls = list(seen)
+    threads = {name for _, name, _ in calls}
+    assert any("reader" in name for name in threads), calls  # the reconnect's params, at least
+    assert {what for what, _, _ in calls} == {"socket", "join"}, calls
+    assert all(not blocked for _, _, blocked in calls), calls
