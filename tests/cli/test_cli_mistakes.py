@@ -111,6 +111,15 @@ def html_response(status: str, title: str) -> bytes:
     return head.encode() + body
 
 
+def push_via(response: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    """``maxsdk push URL room:lobby echo ARGS`` against a raw server that answers ``response``."""
+    server = RawHTTPServer(response)
+    try:
+        return run("push", server.url, "room:lobby", "echo", *args, timeout=30)
+    finally:
+        server.close()
+
+
 # -- serve ------------------------------------------------------------------------------------------
 
 
@@ -199,11 +208,7 @@ def test_a_404_hints_at_the_socket_path(phoenix_server):
 
 @pytest.mark.parametrize("status", ["404 Not Found", "200 OK"])
 def test_a_web_page_from_a_server_that_is_not_phoenix_is_one_short_line(status):
-    server = RawHTTPServer(html_response(status, "Welcome to nginx!"))
-    try:
-        result = run("push", server.url, "room:lobby", "echo", timeout=30)
-    finally:
-        server.close()
+    result = push_via(html_response(status, "Welcome to nginx!"))
     assert result.returncode == EXIT["connection"]
     line = assert_one_line_error(result)
     assert "'Welcome to nginx!'" in line and "<" not in line and "Oops" not in line
@@ -217,11 +222,7 @@ def redirect_response(location: str) -> bytes:
 
 
 def test_a_redirect_is_one_line_that_names_the_option_to_follow_it(phoenix_server):
-    server = RawHTTPServer(redirect_response(phoenix_server.url + "?vsn=2.0.0&token=s3cret"))
-    try:
-        result = run("push", server.url, "room:lobby", "echo", timeout=30)
-    finally:
-        server.close()
+    result = push_via(redirect_response(phoenix_server.url + "?vsn=2.0.0&token=s3cret"))
     assert result.returncode == EXIT["connection"]
     line = assert_one_line_error(result)
     assert "307" in line and "--follow-redirects 1" in line
@@ -229,11 +230,9 @@ def test_a_redirect_is_one_line_that_names_the_option_to_follow_it(phoenix_serve
 
 
 def test_follow_redirects_reaches_the_server_the_redirect_names(phoenix_server):
-    server = RawHTTPServer(redirect_response(phoenix_server.url + "?vsn=2.0.0"))
-    try:
-        result = run("push", server.url, "room:lobby", "echo", '{"via": "redirect"}', "--follow-redirects", "1")
-    finally:
-        server.close()
+    result = push_via(
+        redirect_response(phoenix_server.url + "?vsn=2.0.0"), '{"via": "redirect"}', "--follow-redirects", "1"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "ok", "response": {"via": "redirect"}}
     assert phoenix_server.wait_for_message(event="echo", topic="room:lobby", timeout=10).payload == {"via": "redirect"}
